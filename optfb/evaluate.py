@@ -1,0 +1,174 @@
+"""Evaluation: inner training only, for any horizon M, on seeds that meta-training never sees.
+
+All evaluation seeds run as one batched program (a leading seed axis S) without autograd, so
+memory does not grow with M beyond the loss curve itself. The same run records test loss and
+accuracy at each requested horizon and, optionally, the analysis probes along the way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from optfb import analysis
+from optfb.device import resolve
+from optfb.init import feedback_matrices, initial_params, stack
+from optfb.network import cost_and_output_error, forward
+from optfb.optimizers import InnerOptimizer
+from optfb.seeding import generator
+from optfb.spec import ExperimentSpec
+from optfb.tasks import Problem, Task, evaluation_draws
+from optfb.unroll import feedback_at, inner_step, pairs
+
+Feedback = Mapping[str, Tensor] | Sequence[Tensor] | None
+CURVE_POINTS = 200  # loss curves in summaries are thinned to about this many points
+
+
+def inner_optimizer(spec: ExperimentSpec) -> InnerOptimizer:
+    i = spec.inner
+    return InnerOptimizer(i.optimizer, i.lr, i.momentum, i.nesterov, i.betas, i.eps, i.weight_decay)
+
+
+def feedback_list(feedback: Feedback, layers: int) -> list[Tensor] | None:
+    """[B_2..B_L] from a dict named "B2".."BL", a list, or None (backprop)."""
+    if feedback is None:
+        return None
+    if isinstance(feedback, Mapping):
+        missing = [f"B{l}" for l in range(2, layers + 1) if f"B{l}" not in feedback]
+        if missing:
+            raise ValueError(f"feedback is missing {', '.join(missing)}")
+        return [feedback[f"B{l}"] for l in range(2, layers + 1)]
+    if len(feedback) != layers - 1:
+        raise ValueError(f"need {layers - 1} feedback matrices B_2..B_L, got {len(feedback)}")
+    return list(feedback)
+
+
+@dataclass
+class Trajectory:
+    costs: Tensor  # (M, S) cost of each inner step for each seed
+    at: dict[int, dict[str, Tensor]]  # horizon -> {"test_loss": (S,), "test_accuracy": (S,)}
+    probes: list[tuple[int, dict[str, list[float]]]] = field(default_factory=list)
+    params: tuple[Tensor, ...] = ()
+
+
+def trajectory(
+    spec: ExperimentSpec,
+    feedback: Sequence[Tensor] | None,
+    per_step: bool,
+    seeds: Sequence[int],
+    horizons: Sequence[int],
+    probes: int = 0,
+) -> Trajectory:
+    """Train fresh networks for max(horizons) steps with fixed feedback, one per evaluation seed."""
+    device, dtype = resolve(spec)
+    task = Task(spec, device, dtype)
+    steps = max(horizons)
+    draws = [evaluation_draws(spec, s) for s in seeds]
+    problem = task.problem(draws, steps)
+    params = initial_params(
+        spec.sizes,
+        spec.network.init,
+        spec.network.init_scale,
+        [d.init for d in draws],
+        device,
+        dtype,
+    )
+    if feedback is not None:
+        feedback = [b.detach().to(device=device, dtype=dtype) for b in feedback]
+    opt = inner_optimizer(spec)
+    slots = opt.init(params)
+    act, loss = spec.network.activation, spec.task.loss
+    probe_at = (
+        {round(i * (steps - 1) / (probes - 1)) for i in range(probes)} if probes > 1 else set()
+    )
+    out = Trajectory(torch.empty(steps, len(seeds), device=device, dtype=dtype), {})
+    with torch.no_grad():
+        for t in range(steps):
+            x, y = problem.batches[t]
+            fb = feedback_at(feedback, t, per_step)
+            if t in probe_at and fb is not None:
+                out.probes.append((t, analysis.probe(pairs(params), fb, x, y, act, loss)))
+            params, slots, out.costs[t] = inner_step(opt, params, slots, t + 1, fb, x, y, act, loss)
+            if t + 1 in horizons:
+                out.at[t + 1] = test_metrics(spec, params, problem)
+    out.costs = out.costs.cpu().double()
+    out.params = params
+    return out
+
+
+def test_metrics(
+    spec: ExperimentSpec, params: tuple[Tensor, ...], problem: Problem
+) -> dict[str, Tensor]:
+    x, y = problem.test
+    out = forward(pairs(params), x, spec.network.activation)[0][-1]
+    metrics = {"test_loss": cost_and_output_error(out, y, spec.task.loss)[0].cpu().double()}
+    if spec.task.is_classification:
+        metrics["test_accuracy"] = (out.argmax(-1) == y).double().mean(-1).cpu()
+    return metrics
+
+
+def _mean_std(values: Tensor) -> tuple[float, float]:
+    return values.mean().item(), values.std(correction=0).item()
+
+
+def horizon_stats(
+    run: Trajectory, horizon: int, curve: Callable[[Tensor], Any] = list
+) -> dict[str, Any]:
+    """Mean and std across seeds of the numbers at one horizon; `curve` shapes the loss curves."""
+    costs = run.costs[:horizon]  # (M, S)
+    stats: dict[str, Any] = {"steps": horizon, "seeds": costs.shape[1]}
+    stats["loss_curve"] = curve(costs.mean(1))
+    stats["loss_curve_std"] = curve(costs.std(1, correction=0))
+    stats["mean_loss"], stats["mean_loss_std"] = _mean_std(costs.mean(0))
+    stats["final_loss"], stats["final_loss_std"] = _mean_std(costs[-1])
+    for name, values in run.at.get(horizon, {}).items():
+        stats[name], stats[f"{name}_std"] = _mean_std(values)
+    return stats
+
+
+def thinned(curve: Tensor) -> dict[str, list]:
+    """About CURVE_POINTS points of a curve, always keeping the first and the last step."""
+    stride = max(1, len(curve) // CURVE_POINTS)
+    steps = list(range(0, len(curve), stride))
+    if steps[-1] != len(curve) - 1:
+        steps.append(len(curve) - 1)
+    return {"step": [s + 1 for s in steps], "value": curve[steps].tolist()}
+
+
+def random_feedback(spec: ExperimentSpec, seeds: Sequence[int]) -> list[Tensor]:
+    """Fresh iid B of the initial law for each evaluation seed, stacked on the seed axis (S, ...)."""
+    f = spec.feedback
+    members = [
+        feedback_matrices(
+            spec.sizes, f.init, f.scale, f.fan_in, generator(spec.seed, "eval-feedback", s)
+        )
+        for s in seeds
+    ]
+    device, dtype = resolve(spec)
+    return stack(members, device, dtype)
+
+
+def evaluate(
+    spec: ExperimentSpec,
+    feedback: Feedback,
+    steps: int | None = None,
+    seeds: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Inner training with the given feedback (None: backprop) for `steps` steps on each seed.
+
+    Returns loss_curve (mean cost per inner step, length M), loss_curve_std, mean_loss,
+    final_loss (each with _std across seeds), test_loss and, for classification, test_accuracy.
+    A per-step feedback (N, d_{l-1}, d_l) holds B^(N) beyond step N.
+    """
+    steps = steps or spec.inner.steps
+    seeds = list(range(spec.eval.seeds)) if seeds is None else list(seeds)
+    if steps < 1 or not seeds:
+        raise ValueError("evaluate needs steps >= 1 and at least one seed")
+    fb = feedback_list(feedback, len(spec.sizes) - 1)
+    per_step = fb is not None and fb[0].dim() == 3
+    run = trajectory(spec, fb, per_step, seeds, [steps])
+    return horizon_stats(run, steps)

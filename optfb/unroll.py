@@ -1,0 +1,190 @@
+"""The unrolled inner training run, differentiable with respect to the feedback matrices.
+
+    theta_t = update(theta_{t-1}, pseudo_grad(theta_{t-1}, B or B_t, batch_t)),  t = 1..N
+    meta-objective: sum_t C_t ("sum"), (1/N) sum_t C_t ("mean"), C(theta_N; held-out) ("final")
+
+Each step's pseudo-gradients are plain tensor algebra, so one backward pass through the whole run
+gives the exact meta-gradient dObjective/dB. With checkpointing, segments of k inner steps keep
+only their starting state and are recomputed during the backward pass: the same gradient in
+O(N/k + k) memory instead of O(N).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint as _checkpoint
+
+from optfb.network import Params, cost, feedback_gradients
+from optfb.optimizers import InnerOptimizer, Tensors
+
+Batches = Sequence[tuple[Tensor, Tensor]]
+OBJECTIVES = ("sum", "mean", "final")
+# "auto" checkpointing starts when the eager unroll would keep more than this.
+AUTO_CHECKPOINT_BYTES = 1 << 30
+
+
+def flatten(params: Params) -> Tensors:
+    return tuple(t for pair in params for t in pair)
+
+
+def pairs(flat: Tensors) -> list[tuple[Tensor, Tensor]]:
+    return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+def feedback_at(
+    feedback: Sequence[Tensor] | None, t: int, per_step: bool
+) -> Sequence[Tensor] | None:
+    """The feedback used at inner step t (0-based); a per-step set holds its last B beyond N."""
+    if feedback is None or not per_step:
+        return feedback
+    return [b.select(-3, min(t, b.shape[-3] - 1)) for b in feedback]
+
+
+def inner_step(
+    opt: InnerOptimizer,
+    params: Tensors,
+    slots: Tensors,
+    step: int,
+    feedback: Sequence[Tensor] | None,
+    x: Tensor,
+    y: Tensor,
+    activation: str,
+    loss: str,
+) -> tuple[Tensors, Tensors, Tensor]:
+    """One inner step (step counts from 1): returns new params, new slots and the cost C_step."""
+    c, grads = feedback_gradients(pairs(params), feedback, x, y, activation, loss)
+    params, slots = opt.update(params, slots, flatten(grads), step)
+    return params, slots, c
+
+
+def run_steps(
+    opt: InnerOptimizer,
+    params: Tensors,
+    slots: Tensors,
+    feedback: Sequence[Tensor] | None,
+    per_step: bool,
+    batches: Batches,
+    start: int,
+    stop: int,
+    activation: str,
+    loss: str,
+) -> tuple[Tensors, Tensors, Tensor]:
+    """Inner steps start..stop-1 (0-based); returns the state after them and their costs (k, ...)."""
+    costs = []
+    for t in range(start, stop):
+        x, y = batches[t]
+        fb = feedback_at(feedback, t, per_step)
+        params, slots, c = inner_step(opt, params, slots, t + 1, fb, x, y, activation, loss)
+        costs.append(c)
+    return params, slots, torch.stack(costs)
+
+
+def segment_length(checkpoint: Any, steps: int, step_bytes: int) -> int:
+    """How many inner steps one recomputed segment holds (steps itself: no checkpointing)."""
+    if checkpoint is None or checkpoint == "none":
+        return steps
+    if checkpoint == "auto":
+        checkpoint = "sqrt" if steps * step_bytes > AUTO_CHECKPOINT_BYTES else "none"
+        return segment_length(checkpoint, steps, step_bytes)
+    if checkpoint == "sqrt":
+        return max(1, math.isqrt(steps))
+    if isinstance(checkpoint, int) and not isinstance(checkpoint, bool) and checkpoint >= 1:
+        return min(checkpoint, steps)
+    raise ValueError(
+        f"checkpoint must be None, 'none', 'auto', 'sqrt' or a positive int, not {checkpoint!r}"
+    )
+
+
+def step_bytes(params: Tensors, x: Tensor) -> int:
+    """A rough count of what autograd keeps per inner step: activations and parameter-sized temporaries."""
+    n = x.shape[-2]
+    lead = x.numel() // (n * x.shape[-1])
+    widths = x.shape[-1] + sum(b.shape[-1] for b in params[1::2])
+    return x.element_size() * (4 * lead * n * widths + 6 * sum(p.numel() for p in params))
+
+
+def unroll(
+    params: Params,
+    feedback: Sequence[Tensor] | None,
+    batches: Batches,
+    optimizer: str = "sgd",
+    lr: float = 0.01,
+    activation: str = "tanh",
+    loss: str = "mse",
+    objective: str = "sum",
+    *,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    heldout: tuple[Tensor, Tensor] | None = None,
+    checkpoint: Any = None,
+    per_step: bool | None = None,
+) -> tuple[Tensor, Tensor, list[tuple[Tensor, Tensor]]]:
+    """Train the forward weights for len(batches) steps; return (meta_objective, costs (N, ...), params).
+
+    feedback: [B_2..B_L], per-step tensors with an N axis third from last ((..., N, d_{l-1}, d_l)),
+    or None for exact backprop. per_step: None infers it from the ranks of B and W.
+    objective "final" is the cost of the final params on `heldout`.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {OBJECTIVES}")
+    if objective == "final" and heldout is None:
+        raise ValueError("objective 'final' needs heldout=(x, y)")
+    steps = len(batches)
+    if steps < 1:
+        raise ValueError("unroll needs at least one batch")
+    if per_step is None:
+        per_step = feedback is not None and feedback[0].dim() > params[1][0].dim()
+    opt = InnerOptimizer(optimizer, lr, momentum, nesterov, betas, eps, weight_decay)
+    flat = flatten(params)
+    slots = opt.init(flat)
+    k = segment_length(checkpoint, steps, step_bytes(flat, batches[0][0]))
+    args = (feedback, per_step, batches)
+    chunks = []
+    for start in range(0, steps, k):
+        stop = min(start + k, steps)
+        if k == steps or not torch.is_grad_enabled():
+            flat, slots, costs = run_steps(opt, flat, slots, *args, start, stop, activation, loss)
+        else:
+            flat, slots, costs = _segment(opt, flat, slots, args, start, stop, activation, loss)
+        chunks.append(costs)
+    costs = torch.cat(chunks)
+    final = pairs(flat)
+    if objective == "sum":
+        meta = costs.sum(0)
+    elif objective == "mean":
+        meta = costs.mean(0)
+    else:
+        assert heldout is not None
+        meta = cost(final, heldout[0], heldout[1], activation, loss)
+    return meta, costs, final
+
+
+def _segment(
+    opt: InnerOptimizer,
+    params: Tensors,
+    slots: Tensors,
+    args: tuple,
+    start: int,
+    stop: int,
+    activation: str,
+    loss: str,
+) -> tuple[Tensors, Tensors, Tensor]:
+    """run_steps under activation checkpointing: only the segment's inputs are kept."""
+    n_params = len(params)
+
+    def body(*state: Tensor) -> Tensors:
+        p, s, c = run_steps(
+            opt, state[:n_params], state[n_params:], *args, start, stop, activation, loss
+        )
+        return (*p, *s, c)
+
+    out = _checkpoint(body, *params, *slots, use_reentrant=False, preserve_rng_state=False)
+    return tuple(out[:n_params]), tuple(out[n_params:-1]), out[-1]
