@@ -20,9 +20,7 @@ NewJob = Callable[..., uuid.UUID]
 
 def _age_heartbeat(session: Session, job_id: object, seconds: float) -> None:
     session.execute(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
+        update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
     )
     session.commit()
 
@@ -80,9 +78,7 @@ def test_metrics_are_idempotent_per_outer_step(session: Session, new_job: NewJob
     assert runs.add_metrics(session, job_id=job_id, rows=rows) == 3
     replay = [*rows[1:], {"outer_step": 3, "meta_loss": math.nan}]
     assert runs.add_metrics(session, job_id=job_id, rows=replay) == 1
-    stored = session.scalars(
-        select(Metric).where(Metric.job_id == job_id).order_by(Metric.outer_step)
-    ).all()
+    stored = session.scalars(select(Metric).where(Metric.job_id == job_id).order_by(Metric.outer_step)).all()
     assert [m.outer_step for m in stored] == [0, 1, 2, 3]
     assert stored[1].values == {"meta_loss": 0.5}
     assert stored[3].values == {"meta_loss": None}  # NaN is not JSON
