@@ -14,12 +14,12 @@ from optfb.spec import ExperimentSpec
 # Public name -> module that defines it; imported lazily because those modules import torch.
 _LAZY = {
     "feedback_gradients": "optfb.network",
-    "unroll": "optfb.unroll",
+    "unroll": "optfb.unrolled",
     "run_experiment": "optfb.meta",
     "Result": "optfb.meta",
     "Stopped": "optfb.meta",
     "NonFiniteError": "optfb.meta",
-    "evaluate": "optfb.evaluate",
+    "evaluate": "optfb.evaluation",
 }
 
 __all__ = ["ExperimentSpec", *_LAZY]

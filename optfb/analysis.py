@@ -44,8 +44,7 @@ def probe(
             for b, (w, _) in zip(feedback, params[1:], strict=True)
         ],
         "signal_angle": [
-            angle(ef, eb).mean().item()
-            for ef, eb in zip(errors_fb[:-1], errors_bp[:-1], strict=True)
+            angle(ef, eb).mean().item() for ef, eb in zip(errors_fb[:-1], errors_bp[:-1], strict=True)
         ],
         "update_angle": [angle(_flat(pseudo, lead), _flat(true, lead), dims=1).mean().item()],
     }
@@ -57,9 +56,7 @@ def singular_values(m: Tensor) -> list[float]:
     return s.reshape(-1, s.shape[-1]).mean(0).tolist()
 
 
-def spectra(
-    feedback: Sequence[Tensor], params: Params, seed: int
-) -> dict[str, list[dict[str, object]]]:
+def spectra(feedback: Sequence[Tensor], params: Params, seed: int) -> dict[str, list[dict[str, object]]]:
     """Per B_l: its singular values against W_l^T's and an iid Gaussian matrix of the same norm."""
     gen = torch.Generator().manual_seed(seed)
     out = []

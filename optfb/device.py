@@ -9,12 +9,6 @@ from optfb.spec import ExperimentSpec
 
 def resolve(spec: ExperimentSpec) -> tuple[torch.device, torch.dtype]:
     if spec.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "spec.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'"
-        )
-    name = (
-        "cuda"
-        if spec.device == "cuda" or (spec.device == "auto" and torch.cuda.is_available())
-        else "cpu"
-    )
+        raise RuntimeError("spec.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    name = "cuda" if spec.device == "cuda" or (spec.device == "auto" and torch.cuda.is_available()) else "cpu"
     return torch.device(name), getattr(torch, spec.dtype)

@@ -42,9 +42,7 @@ def forward_weights(
         }.get(scheme, (None, 0.0))
         if law is None:
             raise ValueError(f"unknown forward init {scheme!r}")
-        params.append(
-            (_draw((fan_out, fan_in), law, std, gen), torch.zeros(fan_out, dtype=torch.float64))
-        )
+        params.append((_draw((fan_out, fan_in), law, std, gen), torch.zeros(fan_out, dtype=torch.float64)))
     return params
 
 
@@ -58,9 +56,7 @@ def feedback_matrices(
     return out
 
 
-def stack(
-    members: Sequence[Sequence[Tensor]], device: torch.device, dtype: torch.dtype
-) -> list[Tensor]:
+def stack(members: Sequence[Sequence[Tensor]], device: torch.device, dtype: torch.dtype) -> list[Tensor]:
     """Stack per-member lists of tensors along a new leading population axis (K, ...)."""
     return [torch.stack(ts).to(device=device, dtype=dtype) for ts in zip(*members, strict=True)]
 
@@ -75,7 +71,6 @@ def initial_params(
 ) -> tuple[Tensor, ...]:
     """Flat (W_1, b_1, .., W_L, b_L), each with a leading member axis: one draw per key."""
     members = [
-        [t for pair in forward_weights(sizes, scheme, scale, generator(*key)) for t in pair]
-        for key in keys
+        [t for pair in forward_weights(sizes, scheme, scale, generator(*key)) for t in pair] for key in keys
     ]
     return tuple(stack(members, device, dtype))

@@ -33,6 +33,8 @@ def npz_bytes(feedback: Mapping[str, Any]) -> bytes:
 
 def load_feedback(path: Path) -> dict[str, np.ndarray]:
     """B2..BL from a .safetensors, .npz or .json file (the formats the CLI and the API write)."""
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
     if path.suffix == ".safetensors":
         from safetensors.numpy import load_file
 
@@ -42,9 +44,7 @@ def load_feedback(path: Path) -> dict[str, np.ndarray]:
             return {name: data[name] for name in data.files}
     if path.suffix == ".json":
         raw = json.loads(path.read_text())
-        return {
-            name: np.asarray(v["data"] if isinstance(v, dict) else v) for name, v in raw.items()
-        }
+        return {name: np.asarray(v["data"] if isinstance(v, dict) else v) for name, v in raw.items()}
     raise ValueError(f"{path}: feedback files are .safetensors, .npz or .json")
 
 

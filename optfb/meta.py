@@ -24,7 +24,7 @@ from optfb.seeding import generator
 from optfb.spec import ExperimentSpec
 from optfb.summary import member_summary, summarise
 from optfb.tasks import Task, training_draws
-from optfb.unroll import pairs, unroll
+from optfb.unrolled import pairs, unroll
 
 CHECKPOINT_VERSION = 1
 
@@ -44,9 +44,7 @@ class NonFiniteError(RuntimeError):
 @dataclass
 class Result:
     spec: ExperimentSpec
-    feedback: dict[
-        str, Tensor
-    ]  # "B2".."BL" -> (d_{l-1}, d_l), (N, ...) per step; (K, ...) population
+    feedback: dict[str, Tensor]  # "B2".."BL" -> (d_{l-1}, d_l), (N, ...) per step; (K, ...) population
     metrics: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -56,17 +54,13 @@ class Result:
         save_result(self, folder)
 
 
-def initial_feedback(
-    spec: ExperimentSpec, device: torch.device, dtype: torch.dtype
-) -> list[Tensor] | None:
+def initial_feedback(spec: ExperimentSpec, device: torch.device, dtype: torch.dtype) -> list[Tensor] | None:
     """B at outer step 0 for every member (K, ...); per-step mode repeats it along a step axis."""
     if spec.feedback.mode == "backprop":
         return None
     f = spec.feedback
     members = [
-        feedback_matrices(
-            spec.sizes, f.init, f.scale, f.fan_in, generator(spec.seed + k, "feedback")
-        )
+        feedback_matrices(spec.sizes, f.init, f.scale, f.fan_in, generator(spec.seed + k, "feedback"))
         for k in range(spec.population)
     ]
     b = stack(members, device, dtype)
@@ -253,27 +247,19 @@ def _restore(
     return int(state["outer_step"]), list(state["metrics"])
 
 
-def _finish(
-    spec: ExperimentSpec, feedback: list[Tensor] | None, metrics: list[dict[str, Any]]
-) -> Result:
+def _finish(spec: ExperimentSpec, feedback: list[Tensor] | None, metrics: list[dict[str, Any]]) -> Result:
     per_step = spec.feedback.mode == "learned_per_step"
     final = [] if feedback is None else [b.detach() for b in feedback]
     if not all(torch.isfinite(b).all() for b in final):
-        raise NonFiniteError(
-            "the learned feedback is not finite; lower outer.lr or set outer.clip_norm"
-        )
+        raise NonFiniteError("the learned feedback is not finite; lower outer.lr or set outer.clip_norm")
     summary = summarise(spec, [b[0] for b in final] or None, per_step)
     summary["population"] = spec.population
     if metrics:
         summary["meta_loss"] = {"first": metrics[0]["meta_loss"], "last": metrics[-1]["meta_loss"]}
     if spec.population > 1 and final:
         summary["members"] = [
-            member_summary(
-                spec.model_copy(update={"seed": spec.seed + k}), [b[k] for b in final], per_step
-            )
+            member_summary(spec.model_copy(update={"seed": spec.seed + k}), [b[k] for b in final], per_step)
             for k in range(spec.population)
         ]
-    named = {
-        f"B{l}": (b[0] if spec.population == 1 else b).cpu() for l, b in enumerate(final, start=2)
-    }
+    named = {f"B{l}": (b[0] if spec.population == 1 else b).cpu() for l, b in enumerate(final, start=2)}
     return Result(spec, named, metrics, summary)

@@ -39,9 +39,7 @@ class InnerOptimizer:
         copies = {"sgd": 0, "momentum": 1, "adam": 2}[self.name]
         return tuple(torch.zeros_like(p) for _ in range(copies) for p in params)
 
-    def update(
-        self, params: Tensors, slots: Tensors, grads: Tensors, step: int
-    ) -> tuple[Tensors, Tensors]:
+    def update(self, params: Tensors, slots: Tensors, grads: Tensors, step: int) -> tuple[Tensors, Tensors]:
         """One update; step counts from 1 (Adam's bias correction)."""
         if self.weight_decay:
             grads = tuple(g + self.weight_decay * p for g, p in zip(grads, params, strict=True))
@@ -57,9 +55,7 @@ class InnerOptimizer:
             return tuple(p - self.lr * d for p, d in zip(params, direction, strict=True)), velocity
         return self._adam(params, slots, grads, step)
 
-    def _adam(
-        self, params: Tensors, slots: Tensors, grads: Tensors, step: int
-    ) -> tuple[Tensors, Tensors]:
+    def _adam(self, params: Tensors, slots: Tensors, grads: Tensors, step: int) -> tuple[Tensors, Tensors]:
         b1, b2 = self.betas
         half = len(params)
         m = tuple(b1 * m_ + (1 - b1) * g for m_, g in zip(slots[:half], grads, strict=True))

@@ -15,9 +15,9 @@ from typing import Any
 from torch import Tensor
 
 from optfb import analysis
-from optfb.evaluate import horizon_stats, random_feedback, thinned, trajectory
+from optfb.evaluation import horizon_stats, random_feedback, thinned, trajectory
 from optfb.spec import ExperimentSpec
-from optfb.unroll import pairs
+from optfb.unrolled import pairs
 
 
 def _probes(run: Any) -> dict[str, Any]:
@@ -28,9 +28,7 @@ def _probes(run: Any) -> dict[str, Any]:
     return {"step": steps, **{name: [p[name] for _, p in run.probes] for name in names}}
 
 
-def summarise(
-    spec: ExperimentSpec, feedback: Sequence[Tensor] | None, per_step: bool
-) -> dict[str, Any]:
+def summarise(spec: ExperimentSpec, feedback: Sequence[Tensor] | None, per_step: bool) -> dict[str, Any]:
     """Evaluate one problem's feedback (no member axis) against the baselines on held-out seeds."""
     seeds = list(range(spec.eval.seeds))
     horizons = sorted(set(spec.horizons))
@@ -46,8 +44,7 @@ def summarise(
         "trained_steps": spec.inner.steps,
         "eval_seeds": len(seeds),
         "horizons": {
-            str(m): {name: horizon_stats(run, m, thinned) for name, run in runs.items()}
-            for m in horizons
+            str(m): {name: horizon_stats(run, m, thinned) for name, run in runs.items()} for m in horizons
         },
         "analysis": {
             "angles": {name: _probes(run) for name, run in runs.items() if run.probes},
@@ -57,9 +54,7 @@ def summarise(
         last = [b.select(-3, -1) for b in feedback] if per_step else list(feedback)
         summary["analysis"].update(analysis.spectra(last, pairs(runs["learned"].params), spec.seed))
     else:
-        summary["analysis"].update(
-            analysis.spectra(baseline, pairs(runs["random"].params), spec.seed)
-        )
+        summary["analysis"].update(analysis.spectra(baseline, pairs(runs["random"].params), spec.seed))
     if per_step and feedback is not None:
         summary["analysis"]["per_step"] = analysis.per_step_drift(feedback)
     return summary
@@ -73,9 +68,7 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def member_summary(
-    spec: ExperimentSpec, feedback: Sequence[Tensor], per_step: bool
-) -> dict[str, Any]:
+def member_summary(spec: ExperimentSpec, feedback: Sequence[Tensor], per_step: bool) -> dict[str, Any]:
     """One population member's own B on its own held-out seeds: mean and final cost per horizon."""
     horizons = sorted(set(spec.horizons))
     run = trajectory(spec, feedback, per_step, list(range(spec.eval.seeds)), horizons)
@@ -83,9 +76,7 @@ def member_summary(
         "seed": spec.seed,
         "horizons": {
             str(m): {
-                k: v
-                for k, v in horizon_stats(run, m).items()
-                if k.startswith(("mean_", "final_", "test_"))
+                k: v for k, v in horizon_stats(run, m).items() if k.startswith(("mean_", "final_", "test_"))
             }
             for m in horizons
         },

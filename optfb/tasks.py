@@ -144,9 +144,7 @@ class Task:
                 if index < len(teacher) - 1:
                     h = torch.tanh(h)
             if self.spec.task.noise:
-                h = h + self.spec.task.noise * torch.randn(
-                    h.shape, generator=gen, dtype=torch.float64
-                )
+                h = h + self.spec.task.noise * torch.randn(h.shape, generator=gen, dtype=torch.float64)
             xs.append(x)
             ys.append(h)
         axis = 0 if chunk is None else 1
@@ -162,9 +160,7 @@ class Task:
             member = []
             for t in range(c * CHUNK, (c + 1) * CHUNK):
                 epoch, pos = divmod(t, per_epoch)
-                member.append(
-                    self._epoch_order(seed, epoch, train[0].shape[0])[pos * n : (pos + 1) * n]
-                )
+                member.append(self._epoch_order(seed, epoch, train[0].shape[0])[pos * n : (pos + 1) * n])
             index.append(torch.stack(member))
         idx = torch.stack(index, 1).to(self.device)  # (C, K, n)
         return train[0][idx], train[1][idx]
@@ -172,9 +168,7 @@ class Task:
     @functools.lru_cache(maxsize=256)  # noqa: B019 - a Task lives for one run
     def _epoch_order(self, seed: object, epoch: int, size: int) -> Tensor:
         gen = generator(seed, "epoch", epoch)
-        if (
-            size < self.spec.inner.batch_size
-        ):  # fewer examples than one batch: draw with replacement
+        if size < self.spec.inner.batch_size:  # fewer examples than one batch: draw with replacement
             return torch.randint(size, (self.spec.inner.batch_size,), generator=gen)
         return torch.randperm(size, generator=gen)
 
@@ -185,13 +179,9 @@ class Task:
         return self._move(torch.from_numpy(split.x)), torch.from_numpy(split.y).to(self.device)
 
     def _sample(self, split: datasets.Split, data_seeds: Sequence[object], n: int) -> Batch:
-        picks = [
-            torch.randint(len(split.y), (n,), generator=generator(s, "heldout")) for s in data_seeds
-        ]
+        picks = [torch.randint(len(split.y), (n,), generator=generator(s, "heldout")) for s in data_seeds]
         idx = torch.stack(picks)
-        return self._move(torch.from_numpy(split.x)[idx]), torch.from_numpy(split.y)[idx].to(
-            self.device
-        )
+        return self._move(torch.from_numpy(split.x)[idx]), torch.from_numpy(split.y)[idx].to(self.device)
 
     def _tensors(self, split: datasets.Split, members: int) -> Batch:
         x = self._move(torch.from_numpy(split.x))

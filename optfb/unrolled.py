@@ -36,9 +36,7 @@ def pairs(flat: Tensors) -> list[tuple[Tensor, Tensor]]:
     return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
 
-def feedback_at(
-    feedback: Sequence[Tensor] | None, t: int, per_step: bool
-) -> Sequence[Tensor] | None:
+def feedback_at(feedback: Sequence[Tensor] | None, t: int, per_step: bool) -> Sequence[Tensor] | None:
     """The feedback used at inner step t (0-based); a per-step set holds its last B beyond N."""
     if feedback is None or not per_step:
         return feedback
@@ -95,9 +93,7 @@ def segment_length(checkpoint: Any, steps: int, step_bytes: int) -> int:
         return max(1, math.isqrt(steps))
     if isinstance(checkpoint, int) and not isinstance(checkpoint, bool) and checkpoint >= 1:
         return min(checkpoint, steps)
-    raise ValueError(
-        f"checkpoint must be None, 'none', 'auto', 'sqrt' or a positive int, not {checkpoint!r}"
-    )
+    raise ValueError(f"checkpoint must be None, 'none', 'auto', 'sqrt' or a positive int, not {checkpoint!r}")
 
 
 def step_bytes(params: Tensors, x: Tensor) -> int:
@@ -181,9 +177,7 @@ def _segment(
     n_params = len(params)
 
     def body(*state: Tensor) -> Tensors:
-        p, s, c = run_steps(
-            opt, state[:n_params], state[n_params:], *args, start, stop, activation, loss
-        )
+        p, s, c = run_steps(opt, state[:n_params], state[n_params:], *args, start, stop, activation, loss)
         return (*p, *s, c)
 
     out = _checkpoint(body, *params, *slots, use_reentrant=False, preserve_rng_state=False)

@@ -22,7 +22,7 @@ from optfb.optimizers import InnerOptimizer
 from optfb.seeding import generator
 from optfb.spec import ExperimentSpec
 from optfb.tasks import Problem, Task, evaluation_draws
-from optfb.unroll import feedback_at, inner_step, pairs
+from optfb.unrolled import feedback_at, inner_step, pairs
 
 Feedback = Mapping[str, Tensor] | Sequence[Tensor] | None
 CURVE_POINTS = 200  # loss curves in summaries are thinned to about this many points
@@ -82,9 +82,7 @@ def trajectory(
     opt = inner_optimizer(spec)
     slots = opt.init(params)
     act, loss = spec.network.activation, spec.task.loss
-    probe_at = (
-        {round(i * (steps - 1) / (probes - 1)) for i in range(probes)} if probes > 1 else set()
-    )
+    probe_at = {round(i * (steps - 1) / (probes - 1)) for i in range(probes)} if probes > 1 else set()
     out = Trajectory(torch.empty(steps, len(seeds), device=device, dtype=dtype), {})
     with torch.no_grad():
         for t in range(steps):
@@ -100,9 +98,7 @@ def trajectory(
     return out
 
 
-def test_metrics(
-    spec: ExperimentSpec, params: tuple[Tensor, ...], problem: Problem
-) -> dict[str, Tensor]:
+def test_metrics(spec: ExperimentSpec, params: tuple[Tensor, ...], problem: Problem) -> dict[str, Tensor]:
     x, y = problem.test
     out = forward(pairs(params), x, spec.network.activation)[0][-1]
     metrics = {"test_loss": cost_and_output_error(out, y, spec.task.loss)[0].cpu().double()}
@@ -115,9 +111,7 @@ def _mean_std(values: Tensor) -> tuple[float, float]:
     return values.mean().item(), values.std(correction=0).item()
 
 
-def horizon_stats(
-    run: Trajectory, horizon: int, curve: Callable[[Tensor], Any] = list
-) -> dict[str, Any]:
+def horizon_stats(run: Trajectory, horizon: int, curve: Callable[[Tensor], Any] = Tensor.tolist) -> dict[str, Any]:
     """Mean and std across seeds of the numbers at one horizon; `curve` shapes the loss curves."""
     costs = run.costs[:horizon]  # (M, S)
     stats: dict[str, Any] = {"steps": horizon, "seeds": costs.shape[1]}
@@ -143,9 +137,7 @@ def random_feedback(spec: ExperimentSpec, seeds: Sequence[int]) -> list[Tensor]:
     """Fresh iid B of the initial law for each evaluation seed, stacked on the seed axis (S, ...)."""
     f = spec.feedback
     members = [
-        feedback_matrices(
-            spec.sizes, f.init, f.scale, f.fan_in, generator(spec.seed, "eval-feedback", s)
-        )
+        feedback_matrices(spec.sizes, f.init, f.scale, f.fan_in, generator(spec.seed, "eval-feedback", s))
         for s in seeds
     ]
     device, dtype = resolve(spec)
