@@ -1,0 +1,46 @@
+"""The one Celery task, `optfb.run_job`: claim a job by id, run it, and record the outcome.
+
+The message carries only the job id; the task re-reads the job from the database. It is
+idempotent: the claim is a conditional update (queued -> running), so a message delivered twice,
+or a job that was cancelled or finished meanwhile, runs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery.exceptions import Reject
+
+from store import runs
+from store.config import get_settings
+from store.db import session_scope
+from worker.celery_app import TASK_NAME, app
+from worker.runner import SHUTTING_DOWN, run_claimed
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name=TASK_NAME, ignore_result=True)
+def run_job(job_id: str) -> str:
+    try:
+        uuid.UUID(str(job_id))
+    except ValueError:
+        log.error("run_job: %r is not a job id; message dropped", job_id)
+        return "invalid"
+    if SHUTTING_DOWN.is_set():
+        # Do not start what would have to stop at once; the message goes back for another worker.
+        raise Reject("worker is shutting down", requeue=True)
+    settings = get_settings()
+    worker = settings.worker_name
+    with session_scope() as session:
+        claimed = runs.claim_job(session, job_id=job_id, worker=worker)
+    if not claimed:
+        log.info(
+            "job %s: not claimed (running elsewhere, finished, cancelled or unknown); "
+            "duplicate or stale message dropped",
+            job_id,
+        )
+        return "skipped"
+    log.info("job %s: claimed by %s", job_id, worker)
+    return run_claimed(str(job_id), worker, settings)
