@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -50,8 +51,10 @@ def probe(
     }
 
 
-def singular_values(m: Tensor) -> list[float]:
-    """Singular values, averaged over any leading axes, largest first."""
+def singular_values(m: Tensor) -> list[float] | None:
+    """Singular values, averaged over any leading axes, largest first (None for a diverged matrix)."""
+    if not torch.isfinite(m).all():
+        return None
     s = torch.linalg.svdvals(m.double())
     return s.reshape(-1, s.shape[-1]).mean(0).tolist()
 
@@ -89,6 +92,13 @@ def per_step_drift(feedback: Sequence[Tensor]) -> list[dict[str, object]]:
     return out
 
 
-def finite_or_none(value: float) -> float | None:
-    """JSON has no NaN: report an undefined number as null."""
-    return value if math.isfinite(value) else None
+def json_safe(value: Any) -> Any:
+    """The same nested numbers with NaN and infinities as None: JSON (and a database) has no NaN,
+    and a run that diverges at a long horizon is a result, not an error."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value

@@ -111,10 +111,14 @@ def _mean_std(values: Tensor) -> tuple[float, float]:
     return values.mean().item(), values.std(correction=0).item()
 
 
-def horizon_stats(run: Trajectory, horizon: int, curve: Callable[[Tensor], Any] = Tensor.tolist) -> dict[str, Any]:
+def horizon_stats(
+    run: Trajectory, horizon: int, curve: Callable[[Tensor], Any] = Tensor.tolist
+) -> dict[str, Any]:
     """Mean and std across seeds of the numbers at one horizon; `curve` shapes the loss curves."""
     costs = run.costs[:horizon]  # (M, S)
     stats: dict[str, Any] = {"steps": horizon, "seeds": costs.shape[1]}
+    # Seeds whose training blew up: their numbers are NaN / inf and show as null in JSON.
+    stats["diverged_seeds"] = int((~torch.isfinite(costs).all(0)).sum())
     stats["loss_curve"] = curve(costs.mean(1))
     stats["loss_curve_std"] = curve(costs.std(1, correction=0))
     stats["mean_loss"], stats["mean_loss_std"] = _mean_std(costs.mean(0))
@@ -163,4 +167,4 @@ def evaluate(
     fb = feedback_list(feedback, len(spec.sizes) - 1)
     per_step = fb is not None and fb[0].dim() == 3
     run = trajectory(spec, fb, per_step, seeds, [steps])
-    return horizon_stats(run, steps)
+    return analysis.json_safe(horizon_stats(run, steps))

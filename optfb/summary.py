@@ -57,7 +57,7 @@ def summarise(spec: ExperimentSpec, feedback: Sequence[Tensor] | None, per_step:
         summary["analysis"].update(analysis.spectra(baseline, pairs(runs["random"].params), spec.seed))
     if per_step and feedback is not None:
         summary["analysis"]["per_step"] = analysis.per_step_drift(feedback)
-    return summary
+    return analysis.json_safe(summary)
 
 
 def headline(summary: dict[str, Any]) -> dict[str, Any]:
@@ -72,12 +72,6 @@ def member_summary(spec: ExperimentSpec, feedback: Sequence[Tensor], per_step: b
     """One population member's own B on its own held-out seeds: mean and final cost per horizon."""
     horizons = sorted(set(spec.horizons))
     run = trajectory(spec, feedback, per_step, list(range(spec.eval.seeds)), horizons)
-    return {
-        "seed": spec.seed,
-        "horizons": {
-            str(m): {
-                k: v for k, v in horizon_stats(run, m).items() if k.startswith(("mean_", "final_", "test_"))
-            }
-            for m in horizons
-        },
-    }
+    keep = ("mean_", "final_", "test_", "diverged")
+    stats = {str(m): {k: v for k, v in horizon_stats(run, m).items() if k.startswith(keep)} for m in horizons}
+    return analysis.json_safe({"seed": spec.seed, "horizons": stats})

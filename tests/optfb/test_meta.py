@@ -130,3 +130,19 @@ def test_evaluation_seeds_are_never_training_draws(tiny_spec):
     evals = {evaluation_draws(tiny_spec, s) for s in range(100)}
     keys = lambda draws: {k for d in draws for k in (d.teacher, d.data, d.init)}  # noqa: E731
     assert not keys(train) & keys(evals)
+
+
+def test_divergence_at_a_long_horizon_is_reported_as_null_not_nan(tiny_spec):
+    import json
+
+    spec = tiny_spec.model_copy(update={
+        "dtype": "float32",
+        "feedback": tiny_spec.feedback.model_copy(update={"mode": "random"}),
+        "network": tiny_spec.network.model_copy(update={"activation": "linear"}),
+        "inner": tiny_spec.inner.model_copy(update={"lr": 3.0}),
+        "eval": tiny_spec.eval.model_copy(update={"horizons": [300]}),
+    })
+    result = optfb.run_experiment(spec)
+    stats = result.summary["horizons"]["300"]["random"]
+    assert stats["diverged_seeds"] == 2 and stats["final_loss"] is None
+    json.loads(json.dumps(result.summary, allow_nan=False))
