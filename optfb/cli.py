@@ -42,7 +42,8 @@ def _progress(step: int, total: int, metrics: dict[str, Any], began: float) -> N
     width = 30
     filled = round(width * step / max(total, 1))
     eta = (time.monotonic() - began) / step * (total - step)
-    line = f"\r[{'#' * filled}{'.' * (width - filled)}] {step}/{total} meta_loss {metrics['meta_loss']:.5g} eta {eta:.0f}s"
+    bar = "#" * filled + "." * (width - filled)
+    line = f"\r[{bar}] {step}/{total} meta_loss {metrics['meta_loss']:.5g} eta {eta:.0f}s"
     sys.stderr.write(line + ("\n" if step == total else ""))
     sys.stderr.flush()
 

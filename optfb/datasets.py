@@ -3,8 +3,8 @@
 digits: the 8x8 digits that scikit-learn ships (1797 images, pixel values / 16), split once with a
 fixed permutation into 1257 train / 180 validation / 360 test. mnist: the four standard IDX files
 (plain or .gz) from $OPTFB_DATA_DIR/mnist or $OPTFB_DATA_DIR (pixels / 255); the last 5000 training
-images are the validation split (a tenth for files of 10000 images or fewer). The validation split serves the "final" meta-objective, so that
-test accuracy is never meta-trained on.
+images are the validation split (a tenth for files of 10000 images or fewer). The validation split
+serves the "final" meta-objective, so that test accuracy is never meta-trained on.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def safetensors_bytes(feedback: Mapping[str, Any], metadata: dict[str, str] | No
 
 def npz_bytes(feedback: Mapping[str, Any]) -> bytes:
     buffer = io.BytesIO()
-    np.savez(buffer, **feedback_arrays(feedback))
+    np.savez(buffer, **feedback_arrays(feedback))  # type: ignore[arg-type]
     return buffer.getvalue()
 
 

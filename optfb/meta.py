@@ -112,7 +112,7 @@ def _checkpoint(spec: ExperimentSpec) -> Any:
 
 def _member_norms(tensors: list[Tensor]) -> Tensor:
     """Global norm over all B of each member: (K,)."""
-    return torch.sqrt(sum(t.detach().square().flatten(1).sum(1) for t in tensors))
+    return torch.stack([t.detach().square().flatten(1).sum(1) for t in tensors]).sum(0).sqrt()
 
 
 def run_experiment(

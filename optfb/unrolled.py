@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -60,26 +61,44 @@ def inner_step(
     return params, slots, c
 
 
-def run_steps(
-    opt: InnerOptimizer,
-    params: Tensors,
-    slots: Tensors,
-    feedback: Sequence[Tensor] | None,
-    per_step: bool,
-    batches: Batches,
-    start: int,
-    stop: int,
-    activation: str,
-    loss: str,
-) -> tuple[Tensors, Tensors, Tensor]:
-    """Inner steps start..stop-1 (0-based); returns the state after them and their costs (k, ...)."""
-    costs = []
-    for t in range(start, stop):
-        x, y = batches[t]
-        fb = feedback_at(feedback, t, per_step)
-        params, slots, c = inner_step(opt, params, slots, t + 1, fb, x, y, activation, loss)
-        costs.append(c)
-    return params, slots, torch.stack(costs)
+@dataclass(frozen=True)
+class Run:
+    """What every inner step of one unroll shares: the optimiser, the feedback and the data."""
+
+    opt: InnerOptimizer
+    feedback: Sequence[Tensor] | None
+    per_step: bool
+    batches: Batches
+    activation: str
+    loss: str
+
+    def steps(
+        self, params: Tensors, slots: Tensors, start: int, stop: int
+    ) -> tuple[Tensors, Tensors, Tensor]:
+        """Inner steps start..stop-1 (0-based): the state after them and their costs (k, ...)."""
+        costs = []
+        for t in range(start, stop):
+            x, y = self.batches[t]
+            fb = feedback_at(self.feedback, t, self.per_step)
+            params, slots, c = inner_step(
+                self.opt, params, slots, t + 1, fb, x, y, self.activation, self.loss
+            )
+            costs.append(c)
+        return params, slots, torch.stack(costs)
+
+    def recomputed(
+        self, params: Tensors, slots: Tensors, start: int, stop: int
+    ) -> tuple[Tensors, Tensors, Tensor]:
+        """`steps` under activation checkpointing: only the segment's inputs are kept, and the
+        segment runs again during the backward pass."""
+        n = len(params)
+
+        def body(*state: Tensor) -> Tensors:
+            p, s, c = self.steps(state[:n], state[n:], start, stop)
+            return (*p, *s, c)
+
+        out = _checkpoint(body, *params, *slots, use_reentrant=False, preserve_rng_state=False)
+        return tuple(out[:n]), tuple(out[n:-1]), out[-1]
 
 
 def segment_length(checkpoint: Any, steps: int, step_bytes: int) -> int:
@@ -138,18 +157,21 @@ def unroll(
         raise ValueError("unroll needs at least one batch")
     if per_step is None:
         per_step = feedback is not None and feedback[0].dim() > params[1][0].dim()
-    opt = InnerOptimizer(optimizer, lr, momentum, nesterov, betas, eps, weight_decay)
+    run = Run(
+        InnerOptimizer(optimizer, lr, momentum, nesterov, betas, eps, weight_decay),
+        feedback,
+        per_step,
+        batches,
+        activation,
+        loss,
+    )
     flat = flatten(params)
-    slots = opt.init(flat)
+    slots = run.opt.init(flat)
     k = segment_length(checkpoint, steps, step_bytes(flat, batches[0][0]))
-    args = (feedback, per_step, batches)
+    segment = run.steps if k == steps or not torch.is_grad_enabled() else run.recomputed
     chunks = []
     for start in range(0, steps, k):
-        stop = min(start + k, steps)
-        if k == steps or not torch.is_grad_enabled():
-            flat, slots, costs = run_steps(opt, flat, slots, *args, start, stop, activation, loss)
-        else:
-            flat, slots, costs = _segment(opt, flat, slots, args, start, stop, activation, loss)
+        flat, slots, costs = segment(flat, slots, start, min(start + k, steps))
         chunks.append(costs)
     costs = torch.cat(chunks)
     final = pairs(flat)
@@ -161,24 +183,3 @@ def unroll(
         assert heldout is not None
         meta = cost(final, heldout[0], heldout[1], activation, loss)
     return meta, costs, final
-
-
-def _segment(
-    opt: InnerOptimizer,
-    params: Tensors,
-    slots: Tensors,
-    args: tuple,
-    start: int,
-    stop: int,
-    activation: str,
-    loss: str,
-) -> tuple[Tensors, Tensors, Tensor]:
-    """run_steps under activation checkpointing: only the segment's inputs are kept."""
-    n_params = len(params)
-
-    def body(*state: Tensor) -> Tensors:
-        p, s, c = run_steps(opt, state[:n_params], state[n_params:], *args, start, stop, activation, loss)
-        return (*p, *s, c)
-
-    out = _checkpoint(body, *params, *slots, use_reentrant=False, preserve_rng_state=False)
-    return tuple(out[:n_params]), tuple(out[n_params:-1]), out[-1]
