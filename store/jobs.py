@@ -85,9 +85,7 @@ def create_job(
 
 
 def _by_key(session: Session, *, owner: str, key: str, request_hash: str | None) -> Job | None:
-    job = session.scalars(
-        select(Job).where(Job.owner == owner, Job.idempotency_key == key)
-    ).one_or_none()
+    job = session.scalars(select(Job).where(Job.owner == owner, Job.idempotency_key == key)).one_or_none()
     if job is not None and job.request_hash != request_hash:
         raise IdempotencyConflict(key, job.id)
     return job
@@ -140,9 +138,7 @@ def list_jobs(
         query = query.where(Job.status == status)
     if cursor is not None:
         created, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id))
-        )
+        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id)))
     query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     rows = list(session.scalars(query))
     more = len(rows) > limit
@@ -150,9 +146,7 @@ def list_jobs(
     return JobPage(items=items, next_cursor=encode_cursor(items[-1]) if more else None)
 
 
-def request_cancel(
-    session: Session, *, job_id: uuid.UUID | str, owner: str | None = None
-) -> Job | None:
+def request_cancel(session: Session, *, job_id: uuid.UUID | str, owner: str | None = None) -> Job | None:
     """Ask for a job to stop and commit: a queued job is cancelled at once, a running one is
     flagged for its worker to stop at the next outer step, a finished one is left alone."""
     job = get_job(session, job_id=job_id, owner=owner)

@@ -116,9 +116,7 @@ def add_metrics(session: Session, *, job_id: uuid.UUID | str, rows: list[dict[st
         if "outer_step" not in row:
             raise ValueError("every metric row needs an outer_step")
         rest = {k: v for k, v in row.items() if k != "outer_step"}
-        values.append(
-            {"job_id": key, "outer_step": int(row["outer_step"]), "values": jsonable(rest)}
-        )
+        values.append({"job_id": key, "outer_step": int(row["outer_step"]), "values": jsonable(rest)})
     if not values:
         return 0
     statement = _insert(session, Metric).values(values).on_conflict_do_nothing()
@@ -128,9 +126,7 @@ def add_metrics(session: Session, *, job_id: uuid.UUID | str, rows: list[dict[st
     return len(inserted)
 
 
-def save_checkpoint(
-    session: Session, *, job_id: uuid.UUID | str, outer_step: int, data: bytes
-) -> None:
+def save_checkpoint(session: Session, *, job_id: uuid.UUID | str, outer_step: int, data: bytes) -> None:
     """Replace the job's checkpoint with the state after `outer_step` outer steps."""
     values = {
         "job_id": as_uuid(job_id),
@@ -183,19 +179,14 @@ def save_artifact(
     statement = _insert(session, Artifact).values(values)
     statement = statement.on_conflict_do_update(
         index_elements=["job_id", "name"],
-        set_={
-            k: statement.excluded[k]
-            for k in ("format", "data", "sha256", "size", "shapes", "created_at")
-        },
+        set_={k: statement.excluded[k] for k in ("format", "data", "sha256", "size", "shapes", "created_at")},
     )
     session.execute(statement)
     session.commit()
     return digest
 
 
-def finish_job(
-    session: Session, *, job_id: uuid.UUID | str, worker: str, summary: dict[str, Any]
-) -> bool:
+def finish_job(session: Session, *, job_id: uuid.UUID | str, worker: str, summary: dict[str, Any]) -> bool:
     """running -> succeeded with the summary; the checkpoint is no longer needed and is dropped."""
     key = as_uuid(job_id)
     done = _transition(

@@ -1,0 +1,1 @@
+"""One APIRouter per resource: jobs, their results, and the service's metadata."""
