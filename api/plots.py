@@ -117,7 +117,8 @@ def _grid(figure: Any, panels: dict[str, Series], xlabel: str, ylabel: str, log:
     for index, (title, series) in enumerate(panels.items(), start=1):
         axes = figure.add_subplot(rows, columns, index)
         for label, (xs, ys) in series.items():
-            axes.plot(xs, ys, label=label, linewidth=1.5)
+            marker = "o" if len(xs) <= 30 else None  # show where the few samples are
+            axes.plot(xs, ys, label=label, linewidth=1.5, marker=marker, markersize=3)
         if log and all(v > 0 for _, ys in series.values() for v in ys):
             axes.set_yscale("log")
         axes.set_title(title)
