@@ -52,7 +52,8 @@ def cost_and_output_error(out: Tensor, y: Tensor, loss: str) -> tuple[Tensor, Te
     n = out.shape[-2]
     if loss == "mse":
         diff = out - y  # (..., n, d_L)
-        return 0.5 * diff.square().sum((-2, -1)) / n, diff / n
+        error = diff * (1.0 / n)
+        return 0.5 * (diff * error).sum((-2, -1)), error
     if loss == "cross_entropy":
         logp = torch.log_softmax(out, dim=-1)  # (..., n, d_L)
         target = y.long().unsqueeze(-1)  # (..., n, 1)

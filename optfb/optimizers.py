@@ -40,32 +40,43 @@ class InnerOptimizer:
         return tuple(torch.zeros_like(p) for _ in range(copies) for p in params)
 
     def update(self, params: Tensors, slots: Tensors, grads: Tensors, step: int) -> tuple[Tensors, Tensors]:
-        """One update; step counts from 1 (Adam's bias correction)."""
+        """One update; step counts from 1 (Adam's bias correction).
+
+        Each line is one fused kernel per tensor (add with alpha, lerp, addcdiv): the unrolled
+        step is the hot loop, and every op here is also a node that the meta-backward walks.
+        """
         if self.weight_decay:
-            grads = tuple(g + self.weight_decay * p for g, p in zip(grads, params, strict=True))
+            grads = tuple(
+                torch.add(g, p, alpha=self.weight_decay) for g, p in zip(grads, params, strict=True)
+            )
         if self.name == "sgd":
-            return tuple(p - self.lr * g for p, g in zip(params, grads, strict=True)), slots
+            return tuple(torch.add(p, g, alpha=-self.lr) for p, g in zip(params, grads, strict=True)), slots
         if self.name == "momentum":
-            velocity = tuple(self.momentum * v + g for v, g in zip(slots, grads, strict=True))
+            mu = self.momentum
+            velocity = tuple(torch.add(g, v, alpha=mu) for v, g in zip(slots, grads, strict=True))
             direction = (
-                tuple(g + self.momentum * v for g, v in zip(grads, velocity, strict=True))
+                tuple(torch.add(g, v, alpha=mu) for g, v in zip(grads, velocity, strict=True))
                 if self.nesterov
                 else velocity
             )
-            return tuple(p - self.lr * d for p, d in zip(params, direction, strict=True)), velocity
+            return tuple(
+                torch.add(p, d, alpha=-self.lr) for p, d in zip(params, direction, strict=True)
+            ), velocity
         return self._adam(params, slots, grads, step)
 
     def _adam(self, params: Tensors, slots: Tensors, grads: Tensors, step: int) -> tuple[Tensors, Tensors]:
         b1, b2 = self.betas
         half = len(params)
-        m = tuple(b1 * m_ + (1 - b1) * g for m_, g in zip(slots[:half], grads, strict=True))
-        v = tuple(b2 * v_ + (1 - b2) * g * g for v_, g in zip(slots[half:], grads, strict=True))
+        m = tuple(torch.lerp(m_, g, 1 - b1) for m_, g in zip(slots[:half], grads, strict=True))
+        v = tuple(
+            torch.addcmul(v_ * b2, g, g, value=1 - b2) for v_, g in zip(slots[half:], grads, strict=True)
+        )
         c1, c2 = 1 - b1**step, 1 - b2**step
         # sqrt has an infinite derivative at 0, and a gradient entry that is exactly zero (a dead
         # relu unit) would turn the meta-gradient into 0 * inf = NaN; the floor is far below eps.
         tiny = torch.finfo(params[0].dtype).tiny
         new = tuple(
-            p - self.lr * (m_ / c1) / ((v_ / c2).clamp_min(tiny).sqrt() + self.eps)
+            torch.addcdiv(p, m_, (v_ / c2).clamp_min(tiny).sqrt().add(self.eps), value=-self.lr / c1)
             for p, m_, v_ in zip(params, m, v, strict=True)
         )
         return new, m + v

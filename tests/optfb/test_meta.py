@@ -135,14 +135,35 @@ def test_evaluation_seeds_are_never_training_draws(tiny_spec):
 def test_divergence_at_a_long_horizon_is_reported_as_null_not_nan(tiny_spec):
     import json
 
-    spec = tiny_spec.model_copy(update={
-        "dtype": "float32",
-        "feedback": tiny_spec.feedback.model_copy(update={"mode": "random"}),
-        "network": tiny_spec.network.model_copy(update={"activation": "linear"}),
-        "inner": tiny_spec.inner.model_copy(update={"lr": 3.0}),
-        "eval": tiny_spec.eval.model_copy(update={"horizons": [300]}),
-    })
+    spec = tiny_spec.model_copy(
+        update={
+            "dtype": "float32",
+            "feedback": tiny_spec.feedback.model_copy(update={"mode": "random"}),
+            "network": tiny_spec.network.model_copy(update={"activation": "linear"}),
+            "inner": tiny_spec.inner.model_copy(update={"lr": 3.0}),
+            "eval": tiny_spec.eval.model_copy(update={"horizons": [300]}),
+        }
+    )
     result = optfb.run_experiment(spec)
     stats = result.summary["horizons"]["300"]["random"]
     assert stats["diverged_seeds"] == 2 and stats["final_loss"] is None
     json.loads(json.dumps(result.summary, allow_nan=False))
+
+
+def test_digits_reports_test_accuracy_with_the_final_objective():
+    spec = ExperimentSpec.model_validate(
+        {
+            "task": {"kind": "digits"},
+            "network": {"hidden": [16], "activation": "tanh", "init": "xavier"},
+            "feedback": {"mode": "learned", "scale": 0.2},
+            "inner": {"optimizer": "adam", "lr": 0.01, "steps": 30, "batch_size": 32},
+            "outer": {"steps": 2, "lr": 0.003, "objective": "final"},
+            "eval": {"horizons": [30], "seeds": 2, "analysis_points": 2},
+            "device": "cpu",
+        }
+    )
+    result = optfb.run_experiment(spec)
+    for kind in ("learned", "random", "backprop"):
+        stats = result.summary["horizons"]["30"][kind]
+        assert 0.3 < stats["test_accuracy"] <= 1.0  # ten classes: chance is 0.1
+        assert stats["test_loss"] > 0
