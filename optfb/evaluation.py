@@ -17,7 +17,7 @@ from torch import Tensor
 from optfb import analysis
 from optfb.device import resolve
 from optfb.init import feedback_matrices, initial_params, stack
-from optfb.network import cost_and_output_error, forward
+from optfb.network import cost, cost_of, forward
 from optfb.optimizers import InnerOptimizer
 from optfb.seeding import generator
 from optfb.spec import ExperimentSpec
@@ -90,7 +90,8 @@ def trajectory(
             fb = feedback_at(feedback, t, per_step)
             if t in probe_at and fb is not None:
                 out.probes.append((t, analysis.probe(pairs(params), fb, x, y, act, loss)))
-            params, slots, out.costs[t] = inner_step(opt, params, slots, t + 1, fb, x, y, act, loss)
+            params, slots, residual = inner_step(opt, params, slots, t + 1, fb, x, y, act, loss)
+            out.costs[t] = cost_of(residual, y, loss)
             if t + 1 in horizons:
                 out.at[t + 1] = test_metrics(spec, params, problem)
     out.costs = out.costs.cpu().double()
@@ -100,9 +101,9 @@ def trajectory(
 
 def test_metrics(spec: ExperimentSpec, params: tuple[Tensor, ...], problem: Problem) -> dict[str, Tensor]:
     x, y = problem.test
-    out = forward(pairs(params), x, spec.network.activation)[0][-1]
-    metrics = {"test_loss": cost_and_output_error(out, y, spec.task.loss)[0].cpu().double()}
+    metrics = {"test_loss": cost(pairs(params), x, y, spec.network.activation, spec.task.loss).cpu().double()}
     if spec.task.is_classification:
+        out = forward(pairs(params), x, spec.network.activation)[0][-1]
         metrics["test_accuracy"] = (out.argmax(-1) == y).double().mean(-1).cpu()
     return metrics
 

@@ -47,42 +47,49 @@ def forward(params: Params, x: Tensor, activation: str) -> tuple[list[Tensor], l
     return pre, inputs
 
 
-def cost_and_output_error(out: Tensor, y: Tensor, loss: str) -> tuple[Tensor, Tensor]:
-    """The batch-mean cost C (...,) and E_L = dC/dA_L in closed form (differentiable)."""
+def output_error(out: Tensor, y: Tensor, loss: str) -> tuple[Tensor, Tensor]:
+    """E_L = dC/dA_L in closed form, and the residual that `cost_of` turns into C.
+
+    The residual is out - y (mse) or log softmax(out) (cross-entropy): the cost needs nothing
+    else, so the unroll can keep residuals and price a whole segment of steps in one batched op.
+    """
     n = out.shape[-2]
     if loss == "mse":
-        diff = out - y  # (..., n, d_L)
-        error = diff * (1.0 / n)
-        return 0.5 * (diff * error).sum((-2, -1)), error
+        residual = out - y  # (..., n, d_L)
+        return residual * (1.0 / n), residual
     if loss == "cross_entropy":
         logp = torch.log_softmax(out, dim=-1)  # (..., n, d_L)
-        target = y.long().unsqueeze(-1)  # (..., n, 1)
-        cost = -logp.gather(-1, target).sum((-2, -1)) / n
-        return cost, (logp.exp() - torch.zeros_like(out).scatter_(-1, target, 1.0)) / n
+        target = torch.zeros_like(out).scatter_(-1, y.long().unsqueeze(-1), 1.0)
+        return (logp.exp() - target) * (1.0 / n), logp
     raise ValueError(f"unknown loss {loss!r}; choose 'mse' or 'cross_entropy'")
+
+
+def cost_of(residual: Tensor, y: Tensor, loss: str) -> Tensor:
+    """The batch-mean cost (...,) from output_error's residual; leading axes may stack steps.
+
+    mse: C = 1/(2n) sum_i ||A_L,i - Y_i||^2;  cross-entropy: C = -1/n sum_i log softmax(A_L,i)[Y_i]
+    """
+    n = residual.shape[-2]
+    if loss == "mse":
+        return residual.square().sum((-2, -1)) * (0.5 / n)
+    return residual.gather(-1, y.long().unsqueeze(-1)).sum((-2, -1)) * (-1.0 / n)
 
 
 def cost(params: Params, x: Tensor, y: Tensor, activation: str, loss: str) -> Tensor:
     """The cost C (...,) of the network on one batch."""
     pre, _ = forward(params, x, activation)
-    return cost_and_output_error(pre[-1], y, loss)[0]
+    return cost_of(output_error(pre[-1], y, loss)[1], y, loss)
 
 
 def error_signals(
-    params: Params,
-    feedback: Sequence[Tensor] | None,
-    x: Tensor,
-    y: Tensor,
-    activation: str,
-    loss: str,
+    params: Params, feedback: Sequence[Tensor] | None, x: Tensor, y: Tensor, activation: str, loss: str
 ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-    """The cost, the error signals [E_1..E_L] and the layer inputs [H_0..H_{L-1}].
-
-    feedback is [B_2..B_L] (B_l shaped like W_l^T), or None for exact backprop (B_l = W_l^T).
+    """The output residual (see output_error), the error signals [E_1..E_L] and the layer inputs
+    [H_0..H_{L-1}]. feedback is [B_2..B_L] (B_l shaped like W_l^T), or None for exact backprop.
     """
-    f, fprime = _activation(activation)
+    _, fprime = _activation(activation)
     pre, inputs = forward(params, x, activation)
-    c, e = cost_and_output_error(pre[-1], y, loss)
+    e, residual = output_error(pre[-1], y, loss)
     errors = [e]
     for l in range(len(params) - 1, 0, -1):  # the error of layer l from layer l + 1 (0-based)
         # Backprop sends E_{l+1} W_{l+1}; feedback alignment sends E_{l+1} B_{l+1}^T instead.
@@ -92,7 +99,18 @@ def error_signals(
             e = e * fprime(pre[l - 1], inputs[l])
         errors.append(e)
     errors.reverse()
-    return c, errors, inputs
+    return residual, errors, inputs
+
+
+def pseudo_gradients(
+    params: Params, feedback: Sequence[Tensor] | None, x: Tensor, y: Tensor, activation: str, loss: str
+) -> tuple[Tensor, Grads]:
+    """The output residual and [(dW_l, db_l)]: the hot path of the unroll, which prices costs later."""
+    if feedback is not None and len(feedback) != len(params) - 1:
+        raise ValueError(f"need {len(params) - 1} feedback matrices B_2..B_L, got {len(feedback)}")
+    residual, errors, inputs = error_signals(params, feedback, x, y, activation, loss)
+    grads = [(e.transpose(-1, -2) @ h, e.sum(-2)) for e, h in zip(errors, inputs, strict=True)]
+    return residual, grads
 
 
 def feedback_gradients(
@@ -104,8 +122,5 @@ def feedback_gradients(
     loss: str = "mse",
 ) -> tuple[Tensor, Grads]:
     """The cost and the pseudo-gradients [(dW_l, db_l)]; with feedback None, the true gradients."""
-    if feedback is not None and len(feedback) != len(params) - 1:
-        raise ValueError(f"need {len(params) - 1} feedback matrices B_2..B_L, got {len(feedback)}")
-    c, errors, inputs = error_signals(params, feedback, x, y, activation, loss)
-    grads = [(e.transpose(-1, -2) @ h, e.sum(-2)) for e, h in zip(errors, inputs, strict=True)]
-    return c, grads
+    residual, grads = pseudo_gradients(params, feedback, x, y, activation, loss)
+    return cost_of(residual, y, loss), grads

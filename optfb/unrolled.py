@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from optfb.network import Params, cost, feedback_gradients
+from optfb.network import Params, cost, cost_of, pseudo_gradients
 from optfb.optimizers import InnerOptimizer, Tensors
 
 Batches = Sequence[tuple[Tensor, Tensor]]
@@ -55,10 +55,11 @@ def inner_step(
     activation: str,
     loss: str,
 ) -> tuple[Tensors, Tensors, Tensor]:
-    """One inner step (step counts from 1): returns new params, new slots and the cost C_step."""
-    c, grads = feedback_gradients(pairs(params), feedback, x, y, activation, loss)
+    """One inner step (step counts from 1): new params, new slots, and the residual that prices
+    C_step (network.cost_of), so that costs can be computed for many steps at once."""
+    residual, grads = pseudo_gradients(pairs(params), feedback, x, y, activation, loss)
     params, slots = opt.update(params, slots, flatten(grads), step)
-    return params, slots, c
+    return params, slots, residual
 
 
 @dataclass(frozen=True)
@@ -76,15 +77,17 @@ class Run:
         self, params: Tensors, slots: Tensors, start: int, stop: int
     ) -> tuple[Tensors, Tensors, Tensor]:
         """Inner steps start..stop-1 (0-based): the state after them and their costs (k, ...)."""
-        costs = []
+        residuals, targets = [], []
         for t in range(start, stop):
             x, y = self.batches[t]
             fb = feedback_at(self.feedback, t, self.per_step)
-            params, slots, c = inner_step(
+            params, slots, r = inner_step(
                 self.opt, params, slots, t + 1, fb, x, y, self.activation, self.loss
             )
-            costs.append(c)
-        return params, slots, torch.stack(costs)
+            residuals.append(r)
+            targets.append(y)
+        # One batched op prices every step of the segment: fewer autograd nodes than one per step.
+        return params, slots, cost_of(torch.stack(residuals), torch.stack(targets), self.loss)
 
     def recomputed(
         self, params: Tensors, slots: Tensors, start: int, stop: int
