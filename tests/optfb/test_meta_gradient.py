@@ -115,3 +115,29 @@ def test_backprop_unroll_is_plain_gradient_descent():
 def test_final_objective_needs_heldout():
     with pytest.raises(ValueError, match="heldout"):
         optfb.unroll(tiny_params(SIZES), None, tiny_batches(SIZES, 2), objective="final")
+
+
+def test_population_per_step_checkpointed_meta_gradient_equals_member_by_member():
+    """K problems in one program: each member's meta-gradient is its own single-problem one."""
+    members = range(3)
+    params = [tiny_params(SIZES, seed=s) for s in members]
+    feedback = [tiny_feedback(SIZES, seed=10 + s, steps=STEPS) for s in members]
+    data = [tiny_batches(SIZES, STEPS, seed=20 + s) for s in members]
+    stacked_params = [
+        (torch.stack([p[l][0] for p in params]), torch.stack([p[l][1] for p in params])) for l in range(3)
+    ]
+    stacked_fb = [torch.stack([f[l] for f in feedback]).requires_grad_() for l in range(2)]
+    batches = [
+        (torch.stack([d[t][0] for d in data]), torch.stack([d[t][1] for d in data])) for t in range(STEPS)
+    ]
+    meta, costs, _ = optfb.unroll(
+        stacked_params, stacked_fb, batches, optimizer="adam", lr=0.1, checkpoint=2, per_step=True
+    )
+    assert meta.shape == (3,) and costs.shape == (STEPS, 3)
+    grads = torch.autograd.grad(meta.sum(), stacked_fb)
+    for k in members:
+        fb = [b.clone().requires_grad_() for b in feedback[k]]
+        m, _, _ = optfb.unroll(params[k], fb, data[k], optimizer="adam", lr=0.1)
+        torch.testing.assert_close(meta[k], m)
+        for g, mine in zip(torch.autograd.grad(m, fb), grads, strict=True):
+            torch.testing.assert_close(mine[k], g)
