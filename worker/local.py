@@ -27,9 +27,6 @@ from store.config import Settings, get_settings, reset_settings
 
 log = logging.getLogger("optfb.local")
 
-# A child that exits this soon after its first start is misconfigured (port in use, import
-# error): give up instead of restarting it forever.
-FIRST_START_SECONDS = 5.0
 # A child that ran this long before exiting is restarted at once; quicker exits back off.
 STABLE_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 60.0
@@ -44,7 +41,10 @@ class Child:
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
-    up: bool = False  # survived its first FIRST_START_SECONDS once
+    up: bool = False  # has served once (the API answered /healthz)
+    # Give up if it exits before it ever served: an API that cannot bind its port (or import)
+    # will not do better on the next try. A worker is always restarted.
+    fatal_before_up: bool = False
     quick_exits: int = 0
     next_start: float = 0.0
     restarts: int = 0
@@ -106,12 +106,11 @@ class Launcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         env = child_env(settings)
-        self.api = Child("api", api_argv(settings), env=env)
+        self.api = Child("api", api_argv(settings), env=env, fatal_before_up=True)
         self.worker = Child("worker", worker_argv(), env=env)
         self.children = [self.api, self.worker]
         self.stopping = False
         self.force = False
-        self.announced = False
 
     def handle_signal(self, signum: int, _frame: Any) -> None:
         if self.stopping:
@@ -142,19 +141,18 @@ class Launcher:
             return True
         returncode = child.proc.poll()
         if returncode is None:
-            if not child.up and now - child.started >= FIRST_START_SECONDS:
-                child.up = True
             return True
         ran = now - child.started
         child.proc = None
-        if not child.up:
+        if child.fatal_before_up and not child.up:
             log.error(
                 "%s exited with code %s %.1f s after it started; see its output above",
                 child.name, returncode, ran,
             )  # fmt: skip
             return False
         child.quick_exits = 0 if ran >= STABLE_SECONDS else child.quick_exits + 1
-        delay = 0.0 if child.quick_exits == 0 else min(MAX_BACKOFF_SECONDS, 2.0**child.quick_exits)
+        # 0 s after a long run, then 1, 2, 4, ... s for exits in quick succession.
+        delay = 0.0 if child.quick_exits == 0 else min(MAX_BACKOFF_SECONDS, 2.0 ** (child.quick_exits - 1))
         child.next_start = now + delay
         child.restarts += 1
         log.warning("%s exited with code %s; restarting in %g s", child.name, returncode, delay)
@@ -167,7 +165,7 @@ class Launcher:
         return True
 
     def _announce(self) -> None:
-        if self.announced or self.api.proc is None:
+        if self.api.up or self.api.proc is None:
             return
         url = f"http://{self.settings.host}:{self.settings.port}"
         try:
@@ -176,7 +174,7 @@ class Launcher:
         except OSError:
             return
         if ready:
-            self.announced = True
+            self.api.up = True
             log.info("optfb is serving on %s (data in %s); Ctrl-C stops", url, self.settings.data_dir)
 
     def stop(self) -> None:
@@ -210,6 +208,7 @@ def _lock(path: Path) -> IO[str]:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     data_dir = get_settings().data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     # Absolute, so that every child (and a relative SQLite path) sees the same folder.

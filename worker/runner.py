@@ -198,10 +198,17 @@ def _succeed(job_id: str, worker: str, reporter: Reporter, result: Any) -> str:
     reporter.write(raise_errors=True)
     if reporter.lost.is_set():
         return "lost"
+    digest = "none: no feedback matrices (backprop)"
     with session_scope() as session:
-        digest = runs.save_artifact(
-            session, job_id=job_id, name="feedback", format="safetensors", data=data, shapes=shapes
-        )
+        if result.feedback:  # backprop mode has no B to store
+            digest = runs.save_artifact(
+                session,
+                job_id=job_id,
+                name="feedback",
+                format="safetensors",
+                data=data,
+                shapes=shapes,
+            )
         if not runs.finish_job(session, job_id=job_id, worker=worker, summary=result.summary):
             log.warning("job %s: finished, but it is no longer %s's; result kept", job_id, worker)
             return "lost"

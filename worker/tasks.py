@@ -10,12 +10,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from celery.exceptions import Reject
-
 from store import runs
 from store.config import get_settings
 from store.db import session_scope
-from worker.celery_app import TASK_NAME, app
+from worker.celery_app import TASK_NAME, app, enqueue
 from worker.runner import SHUTTING_DOWN, run_claimed
 
 log = logging.getLogger(__name__)
@@ -29,8 +27,11 @@ def run_job(job_id: str) -> str:
         log.error("run_job: %r is not a job id; message dropped", job_id)
         return "invalid"
     if SHUTTING_DOWN.is_set():
-        # Do not start what would have to stop at once; the message goes back for another worker.
-        raise Reject("worker is shutting down", requeue=True)
+        # A message taken while stopping: do not start what would stop at once, send it again
+        # for another worker (or this one, restarted).
+        enqueue(job_id)
+        log.info("job %s: worker is shutting down; message sent back to the queue", job_id)
+        return "deferred"
     settings = get_settings()
     worker = settings.worker_name
     with session_scope() as session:
