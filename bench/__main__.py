@@ -43,12 +43,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def selection(args: argparse.Namespace) -> tuple[set[str], bool]:
-    """The sections to run, and whether the service section was asked for explicitly."""
+def selection(args: argparse.Namespace) -> set[str]:
+    """The sections to run."""
     if args.only is None:
-        if args.service:
-            return {"service"}, True
-        return set(SECTIONS), False
+        return {"service"} if args.service else set(SECTIONS)
     chosen = set()
     for name in filter(None, (part.strip() for part in args.only.split(","))):
         if name not in SECTIONS:
@@ -57,7 +55,7 @@ def selection(args: argparse.Namespace) -> tuple[set[str], bool]:
         chosen.update(IMPLIED.get(name, ()))
     if args.service:
         chosen.add("service")
-    return chosen, "service" in chosen
+    return chosen
 
 
 def device_name(device: torch.device) -> str:
@@ -75,7 +73,7 @@ def device_name(device: torch.device) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    chosen, service_asked = selection(args)
+    chosen = selection(args)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda was given but no CUDA device is visible; use --device cpu")
@@ -115,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         if "long" in chosen:
             results["long_horizon"] = compute.bench_long(device, args.quick)
     if "service" in chosen:
-        results["service"] = service.run(args.quick, required=service_asked)
+        results["service"] = service.run(args.quick)
     meta["load_average"]["end"] = os.getloadavg()[0]
     meta.setdefault("matmul_peak", None)
     path = report.write_json(results, args.out)

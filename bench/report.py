@@ -145,7 +145,9 @@ def service_table(s: dict[str, Any]) -> list[str]:
     lat = s["latency"]
     lines.append(
         f"  submit -> running over {lat['jobs']} tiny jobs: median {lat['median_s'] * 1e3:.0f} ms, "
-        f"p90 {lat['p90_s'] * 1e3:.0f} ms (max {lat['max_s'] * 1e3:.0f} ms)"
+        f"p90 {lat['p90_s'] * 1e3:.0f} ms, max {lat['max_s'] * 1e3:.0f} ms  (polled every "
+        f"{lat['poll_interval_s'] * 1e3:.0f} ms; server's started_at - created_at: median "
+        f"{_num(None if lat['server_median_s'] is None else lat['server_median_s'] * 1e3, '.0f')} ms)"
     )
     for label, p in s["polling"].items():
         lines.append(

@@ -71,11 +71,11 @@ def test_population_problem_has_a_leading_member_axis() -> None:
 
 
 def test_only_selects_sections_and_what_they_imply() -> None:
-    assert selection(parse_args(["--only", "S"])) == ({"S", "population"}, False)
-    assert selection(parse_args(["--only", "M,service"])) == ({"M", "long", "service"}, True)
-    assert selection(parse_args(["--service"])) == ({"service"}, True)
-    chosen, asked = selection(parse_args([]))
-    assert chosen == {"S", "M", "L", "population", "long", "service"} and not asked
+    assert selection(parse_args(["--only", "S"])) == {"S", "population"}
+    assert selection(parse_args(["--only", "M,service"])) == {"M", "long", "service"}
+    assert selection(parse_args(["--only", "L", "--service"])) == {"L", "service"}
+    assert selection(parse_args(["--service"])) == {"service"}
+    assert selection(parse_args([])) == {"S", "M", "L", "population", "long", "service"}
     with pytest.raises(SystemExit):
         selection(parse_args(["--only", "XL"]))
 
@@ -117,3 +117,34 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     p = r["population"]
     assert p["members"] == 64 and p["throughput_ratio"] > 0 and "pass" in p["target"]
     assert "long_horizon" not in r and "M" not in r["configs"]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_service_section_measures_latency_and_polling(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "service.json"
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        OPTFB_BENCH_POSTGRES_URL=postgres_url,
+        OPTFB_BENCH_REDIS_URL=redis_url.rsplit("/", 1)[0] + "/15",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--service", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    s = json.loads(out.read_text())["service"]
+    assert "error" not in s and "skipped" not in s, s
+    assert s["statuses"] == ["succeeded"] and s["latency"]["jobs"] == 3
+    assert 0 < s["latency"]["median_s"] <= s["latency"]["p90_s"] <= s["latency"]["max_s"]
+    assert set(s["polling"]) == {"1 client", "4 threads"}
+    assert all(p["requests"] > 0 and p["errors"] == 0 for p in s["polling"].values())
+    assert "configs" not in json.loads(out.read_text())
