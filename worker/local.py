@@ -30,8 +30,9 @@ log = logging.getLogger("optfb.local")
 # A child that ran this long before exiting is restarted at once; quicker exits back off.
 STABLE_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 60.0
-# How long a clean stop may take before the children are killed.
-STOP_GRACE_SECONDS = 30.0
+# How long a clean stop may take before the children are killed: the worker's job runs on to its
+# next checkpoint for up to a minute (worker/runner.py, SHUTDOWN_BUDGET_SECONDS) first.
+STOP_GRACE_SECONDS = 90.0
 POLL_SECONDS = 0.2
 
 
@@ -194,6 +195,7 @@ class Launcher:
                         child.proc.wait()
                 break
             time.sleep(POLL_SECONDS)
+        log.info("stopped")
 
 
 def _lock(path: Path) -> IO[str]:
