@@ -16,7 +16,7 @@ from torch import Tensor
 
 from optfb import analysis
 from optfb.device import resolve
-from optfb.init import feedback_matrices, initial_params, stack
+from optfb.init import feedback_matrices, stack
 from optfb.network import cost, cost_of, forward
 from optfb.optimizers import InnerOptimizer
 from optfb.seeding import generator
@@ -69,14 +69,7 @@ def trajectory(
     steps = max(horizons)
     draws = [evaluation_draws(spec, s) for s in seeds]
     problem = task.problem(draws, steps)
-    params = initial_params(
-        spec.sizes,
-        spec.network.init,
-        spec.network.init_scale,
-        [d.init for d in draws],
-        device,
-        dtype,
-    )
+    params = task.initial_params(draws)
     if feedback is not None:
         feedback = [b.detach().to(device=device, dtype=dtype) for b in feedback]
     opt = inner_optimizer(spec)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from optfb.device import resolve
-from optfb.init import feedback_matrices, initial_params, stack
+from optfb.init import feedback_matrices, stack
 from optfb.seeding import generator
 from optfb.spec import ExperimentSpec
 from optfb.summary import member_summary, summarise
@@ -73,17 +73,9 @@ def meta_step(
     spec: ExperimentSpec, task: Task, feedback: list[Tensor], outer_step: int
 ) -> tuple[Tensor, Tensor]:
     """The meta-objective (K,) and inner costs (N, K) of outer step j, with a graph back to B."""
-    device, dtype = task.device, task.dtype
     draws = [training_draws(spec, spec.seed + k, outer_step) for k in range(spec.population)]
     problem = task.problem(draws, spec.inner.steps)
-    params = initial_params(
-        spec.sizes,
-        spec.network.init,
-        spec.network.init_scale,
-        [d.init for d in draws],
-        device,
-        dtype,
-    )
+    params = task.initial_params(draws)
     i = spec.inner
     objective, costs, _ = unroll(
         pairs(params),

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from optfb import datasets
+from optfb.init import initial_params
 from optfb.seeding import generator
 from optfb.spec import ExperimentSpec
 
@@ -102,6 +103,13 @@ class Task:
             BatchStream(steps, lambda c: self._dataset_chunk(data_seeds, c, n)),
             self._sample(self.data.validation, data_seeds, heldout),
             self._tensors(self.data.test, len(data_seeds)),
+        )
+
+    def initial_params(self, draws: Sequence[Draws]) -> tuple[Tensor, ...]:
+        """Each problem's initial forward weights theta_0, flat (W_1, b_1, ..), member axis first."""
+        net = self.spec.network
+        return initial_params(
+            self.spec.sizes, net.init, net.init_scale, [d.init for d in draws], self.device, self.dtype
         )
 
     # Teachers -------------------------------------------------------------------------------
