@@ -33,7 +33,7 @@ MAX_BACKOFF_SECONDS = 60.0
 # How long a clean stop may take before the children are killed: the worker's job runs on to its
 # next checkpoint for up to a minute (worker/runner.py, SHUTDOWN_BUDGET_SECONDS) first.
 STOP_GRACE_SECONDS = 90.0
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.1
 
 
 @dataclass
@@ -186,15 +186,17 @@ class Launcher:
         for child in running:
             child.signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while any(c.proc is not None and c.proc.poll() is None for c in running):
-            if self.force or time.monotonic() >= deadline:
-                for child in running:
-                    if child.proc is not None and child.proc.poll() is None:
-                        log.warning("killing %s", child.name)
-                        child.signal(signal.SIGKILL)
-                        child.proc.wait()
-                break
-            time.sleep(POLL_SECONDS)
+        while running:
+            for child in list(running):
+                assert child.proc is not None
+                if self.force or time.monotonic() >= deadline:
+                    log.warning("killing %s", child.name)
+                    child.signal(signal.SIGKILL)
+                    child.proc.wait()
+                if child.proc.poll() is not None:
+                    log.info("%s stopped (exit code %s)", child.name, child.proc.returncode)
+                    running.remove(child)
+            time.sleep(POLL_SECONDS if running else 0)
         log.info("stopped")
 
 

@@ -73,7 +73,7 @@ def server_env(data_dir: Path, port: int) -> dict[str, str]:
         OPTFB_DATA_DIR=str(data_dir),
         OPTFB_HOST="127.0.0.1",
         OPTFB_PORT=str(port),
-        OPTFB_HEARTBEAT_SECONDS="0.5",
+        OPTFB_HEARTBEAT_SECONDS="0.05",  # progress written every 50 ms,
         OPTFB_CHECKPOINT_EVERY="10",
         PYTHONUNBUFFERED="1",
     )

@@ -5,56 +5,44 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from optfb.presets import PRESETS
 from tests.e2e.server import running
+from tests.worker.helpers import long_spec, wait_for
 
 pytestmark = pytest.mark.slow
 
-LONG = {
-    **PRESETS["tiny"],
-    "outer": {"steps": 100, "lr": 0.01},
-    "eval": {"horizons": [5], "seeds": 1, "analysis_points": 2},
-}
+LONG = long_spec(60)
 
 
-def wait_until(what: str, check, timeout: float = 60.0):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-    return value
+def step(client: httpx.Client, job_id: str) -> int:
+    return int(client.get(f"/v1/jobs/{job_id}").json()["progress"]["outer_step"])
 
 
 def test_a_dead_worker_is_restarted_and_its_job_resumes(tmp_path: Path) -> None:
     with running(tmp_path) as server, server.client() as client:
         job_id = client.post("/v1/jobs", json=LONG).json()["id"]
-        wait_until(
-            "a checkpoint", lambda: client.get(f"/v1/jobs/{job_id}").json()["progress"]["outer_step"] > 10
-        )
+        wait_for("a checkpoint", lambda: step(client, job_id) > 10, every=0.02)
         first = server.child_pids()["worker"][0]
         os.kill(first, signal.SIGKILL)  # as the OOM killer would
 
-        wait_until("a new worker", lambda: len(server.child_pids()["worker"]) == 2)
+        wait_for("a new worker", lambda: len(server.child_pids()["worker"]) == 2)
         job = server.wait_job(client, job_id)
         assert job["status"] == "succeeded", (job["error"], server.output())
         assert "resuming from the checkpoint after outer step" in server.text()
         rows = client.get(f"/v1/jobs/{job_id}/metrics").json()["rows"]
-        assert [row["outer_step"] for row in rows] == list(range(1, 101))
+        assert [row["outer_step"] for row in rows] == list(range(1, 61))
 
 
 def test_jobs_left_when_it_stopped_run_when_it_starts_again(tmp_path: Path) -> None:
     with running(tmp_path) as server, server.client() as client:
-        running_id = client.post("/v1/jobs", json=LONG).json()["id"]
+        running_id = client.post("/v1/jobs", json=long_spec(120)).json()["id"]
         waiting_id = client.post("/v1/jobs", json=PRESETS["tiny"]).json()["id"]
-        wait_until(
-            "progress", lambda: client.get(f"/v1/jobs/{running_id}").json()["progress"]["outer_step"] > 3
-        )
+        wait_for("progress", lambda: step(client, running_id) > 3, every=0.02)
     # SIGTERM stopped the launcher cleanly: the running job was handed back to the queue.
     assert server.process.returncode == 0, server.output()
     assert "released at outer step" in server.text()

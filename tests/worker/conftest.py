@@ -14,13 +14,13 @@ from tests.worker.helpers import Backend, redis_db, worker_env
 
 @pytest.fixture(params=["sqlite", "services"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """SQLite + the filesystem transport, or PostgreSQL + Redis, with a quick heartbeat and a
+    """SQLite + the filesystem transport, or PostgreSQL + Redis, with progress written every 50 ms and a
     checkpoint every 10 outer steps; the workers' own sweeps never fire during a test."""
     data = tmp_path / "data"
     common = {
         "OPTFB_MODE": "local",
         "OPTFB_DATA_DIR": str(data),
-        "OPTFB_HEARTBEAT_SECONDS": "0.5",
+        "OPTFB_HEARTBEAT_SECONDS": "0.05",
         "OPTFB_STALE_AFTER_SECONDS": "3600",
         "OPTFB_CHECKPOINT_EVERY": "10",
     }

@@ -41,9 +41,14 @@ def tiny(**changes: Any) -> dict[str, Any]:
     return spec
 
 
-# A job long enough to be caught running (several seconds on one CPU) with a cheap evaluation.
 def long_spec(steps: int) -> dict[str, Any]:
-    return tiny(outer={"steps": steps}, eval={"horizons": [5], "seeds": 1, "analysis_points": 2})
+    """The tiny preset with `steps` outer steps of a 20-step unroll each (milliseconds each), so a
+    test polling fast can act between two checkpoints, and a cheap evaluation."""
+    return tiny(
+        inner={"steps": 20},
+        outer={"steps": steps},
+        eval={"horizons": [5], "seeds": 1, "analysis_points": 2},
+    )
 
 
 @dataclass
@@ -102,8 +107,9 @@ class Backend:
             process.wait(timeout=10)
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT_SECONDS) -> Any:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT_SECONDS, every: float = 0.1) -> Any:
+    """Poll `check` every `every` seconds until it returns something truthy; fail with `what`
+    after `timeout`. Tests that act between two checkpoints poll fast (every=0.02)."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -111,7 +117,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT_SECONDS)
             return value
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(every)
 
 
 def wait_status(backend: Backend, job_id: str, *statuses: str, timeout: float = WAIT_SECONDS) -> Job:
@@ -126,7 +132,7 @@ def redis_db(url: str) -> str:
     """The test Redis on a database of its own, so that a concurrent test run (or another suite's
     producer) on the default database does not consume these tests' messages."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{1 + os.getpid() % 15}"))
+    return urlunsplit(parts._replace(path=f"/{1 + os.getpid() % 14}"))  # 1..14
 
 
 def worker_env(**values: str) -> dict[str, str]:

@@ -39,6 +39,7 @@ def test_local_mode_uses_the_filesystem_transport_in_the_data_folder(tmp_path: P
     options = conf.broker_transport_options
     assert options["data_folder_in"] == options["data_folder_out"] == str(tmp_path / "broker/queue")
     assert Path(options["data_folder_in"]).is_dir()
+    assert options["polling_interval"] < 1  # a job submitted on this host starts at once
 
 
 @pytest.mark.parametrize(("age", "healthy"), [(0, True), (3600, False), (None, False)])
