@@ -7,7 +7,9 @@ or a job that was cancelled or finished meanwhile, runs nothing.
 
 from __future__ import annotations
 
+import gc
 import logging
+import sys
 import uuid
 
 from store import runs
@@ -44,4 +46,16 @@ def run_job(job_id: str) -> str:
         )
         return "skipped"
     log.info("job %s: claimed by %s", job_id, worker)
-    return run_claimed(str(job_id), worker, settings)
+    try:
+        return run_claimed(str(job_id), worker, settings)
+    finally:
+        free_device_memory()
+
+
+def free_device_memory() -> None:
+    """Hand the GPU memory cached by the last job back: the worker process lives on for many jobs,
+    and the next one (of another size, or after an out-of-memory failure) starts from a clean GPU."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        gc.collect()
+        torch.cuda.empty_cache()
