@@ -91,7 +91,7 @@ def meta_step(
         betas=i.betas,
         eps=i.eps,
         weight_decay=i.weight_decay,
-        heldout=problem.heldout,
+        heldout=problem.heldout if spec.outer.objective == "final" else None,
         checkpoint=_checkpoint(spec),
         per_step=spec.feedback.mode == "learned_per_step",
     )

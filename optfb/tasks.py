@@ -47,11 +47,21 @@ class BatchStream(Sequence[Batch]):
         return x[t % CHUNK], y[t % CHUNK]
 
 
-@dataclass(frozen=True)
 class Problem:
-    batches: BatchStream
-    heldout: Batch  # (K, h, d_0), targets: the "final" meta-objective
-    test: Batch  # (K, m, d_0): test loss / accuracy in evaluation
+    """A stream of minibatches, plus a held-out batch (the "final" meta-objective) and a test set
+    (evaluation), each made on first use: meta-training with the "sum" objective never pays for them."""
+
+    def __init__(self, batches: BatchStream, heldout: Callable[[], Batch], test: Callable[[], Batch]) -> None:
+        self.batches = batches
+        self._heldout, self._test = heldout, test
+
+    @functools.cached_property
+    def heldout(self) -> Batch:  # (K, h, d_0), targets
+        return self._heldout()
+
+    @functools.cached_property
+    def test(self) -> Batch:  # (K, m, d_0), targets
+        return self._test()
 
 
 @dataclass(frozen=True)
@@ -96,13 +106,14 @@ class Task:
             draw = functools.partial(self._teacher_batch, teachers)
             return Problem(
                 BatchStream(steps, lambda c: draw([(s, "chunk", c) for s in data_seeds], CHUNK, n)),
-                draw([(s, "heldout") for s in data_seeds], None, heldout),
-                draw([(s, "test") for s in data_seeds], None, TEACHER_TEST_SIZE),
+                lambda: draw([(s, "heldout") for s in data_seeds], None, heldout),
+                lambda: draw([(s, "test") for s in data_seeds], None, TEACHER_TEST_SIZE),
             )
+        data = self.data
         return Problem(
             BatchStream(steps, lambda c: self._dataset_chunk(data_seeds, c, n)),
-            self._sample(self.data.validation, data_seeds, heldout),
-            self._tensors(self.data.test, len(data_seeds)),
+            lambda: self._sample(data.validation, data_seeds, heldout),
+            lambda: self._tensors(data.test, len(data_seeds)),
         )
 
     def initial_params(self, draws: Sequence[Draws]) -> tuple[Tensor, ...]:
