@@ -144,8 +144,16 @@ def running(folder: Path) -> Iterator[Server]:
         stop(server)
 
 
+_shared: dict[str, Server] = {}
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the tests of a module."""
-    with running(tmp_path_factory.mktemp("server")) as started:
-        yield started
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Server:
+    """One server for every module that asks for it (the HTTP and the client CLI tests), stopped
+    when the test session ends."""
+    if "server" not in _shared:
+        folder = tmp_path_factory.mktemp("server")
+        folder.mkdir(parents=True, exist_ok=True)
+        started = _shared["server"] = start(folder / "data", folder / "server-0.log")
+        request.config.add_cleanup(lambda: stop(started))
+    return _shared["server"]

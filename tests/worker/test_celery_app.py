@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,14 +13,21 @@ import pytest
 from store.config import Settings
 from worker.celery_app import QUEUE, TASK_NAME, VISIBILITY_TIMEOUT_SECONDS, make_app
 
+ROOT = Path(__file__).resolve().parents[2]
 
-def test_the_task_is_registered_under_the_name_the_api_sends() -> None:
-    from worker.celery_app import app
 
-    app.loader.import_default_modules()
+def test_the_task_is_registered_under_the_name_the_api_sends(tmp_path: Path) -> None:
+    # In a process of its own, as `celery -A worker.celery_app worker` loads the app.
+    code = (
+        "from worker.celery_app import app, TASK_NAME; app.loader.import_default_modules(); "
+        "print(TASK_NAME in app.tasks, app.amqp.router.route({}, TASK_NAME)['queue'].name)"
+    )
+    env = {**os.environ, "OPTFB_DATA_DIR": str(tmp_path)}
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     assert TASK_NAME == "optfb.run_job" and QUEUE == "optfb"
-    assert TASK_NAME in app.tasks
-    assert app.conf.task_routes[TASK_NAME] == {"queue": "optfb"}
+    assert found.stdout.split() == ["True", "optfb"]
 
 
 def test_settings_for_long_jobs(tmp_path: Path) -> None:

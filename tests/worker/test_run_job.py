@@ -36,9 +36,10 @@ def checkpoint_step(backend: Backend, job_id: str) -> int | None:
         return None if found is None else found.outer_step
 
 
-def test_a_job_runs_once_and_stores_its_result(backend: Backend) -> None:
+def test_jobs_run_once_and_store_their_result_or_their_failure(backend: Backend) -> None:
     # The message is delivered twice, as a broker may: the second delivery must not run the job.
     job_id = backend.submit(tiny(), send=2)
+    failing_id = backend.submit(tiny(inner={"lr": 1e6}, network={"activation": "linear"}))
     _, log = backend.start_worker()
 
     job = wait_status(backend, job_id, "succeeded", "failed")
@@ -57,20 +58,16 @@ def test_a_job_runs_once_and_stores_its_result(backend: Backend) -> None:
     assert matrices["B2"].shape == (5, 3) and np.isfinite(matrices["B2"]).all()
     assert checkpoint_step(backend, job_id) is None  # dropped once the job succeeded
 
+    # A diverging spec: failed, with the exception's type and message on one line.
+    failed = wait_status(backend, failing_id, "succeeded", "failed")
+    assert failed.status == "failed"
+    assert failed.error is not None and "\n" not in failed.error
+    assert failed.error.startswith("NonFiniteError: outer step 1")
+    assert artifact(backend, failing_id) is None
+    assert "Traceback" in log.read_text()  # the traceback goes to the log, not to the user
+
     wait_for("the duplicate delivery to be dropped", lambda: "not claimed" in log.read_text())
     assert backend.job(job_id).attempts == 1
-
-
-def test_a_failing_job_records_a_one_line_reason(backend: Backend) -> None:
-    job_id = backend.submit(tiny(inner={"lr": 1e6}, network={"activation": "linear"}))
-    _, log = backend.start_worker()
-
-    job = wait_status(backend, job_id, "succeeded", "failed")
-    assert job.status == "failed"
-    assert job.error is not None and "\n" not in job.error
-    assert job.error.startswith("NonFiniteError: outer step 1")
-    assert artifact(backend, job_id) is None
-    assert "Traceback" in log.read_text()  # the traceback goes to the log, not to the user
 
 
 def test_cancel_stops_a_running_job(backend: Backend) -> None:
