@@ -1,7 +1,7 @@
 """Runs one claimed job: resume from its checkpoint, run optfb, report progress, store the result.
 
 The database is the job's state. While the experiment runs, metric rows and the heartbeat are
-written in batches (at most one transaction a second while steps are fast, and one every
+written in batches (at most one round of writes a second while steps are fast, and one every
 `heartbeat_seconds` from a background thread while a long step runs, so a slow step is never taken
 for a dead worker). The experiment stops at its next outer step when the job is cancelled, when
 the worker learns it no longer owns the job (it was re-queued as stale), or when the worker is
@@ -90,7 +90,7 @@ class Reporter:
         return now + self.step_seconds - self._shutdown_seen > SHUTDOWN_BUDGET_SECONDS
 
     def write(self, *, raise_errors: bool) -> bool:
-        """Store the buffered metrics, beat, and read the cancel flag, in one short transaction.
+        """Store the buffered metrics, beat, and read the cancel flag, in one short session.
 
         A database error while running is logged and retried at the next write (the rows stay
         buffered) and False returned; at the end of the run the caller asks for it to be raised.
