@@ -183,13 +183,19 @@ def get_artifact(session: Session, *, job_id: uuid.UUID, name: str) -> Artifact 
     return session.get(Artifact, (job_id, name))
 
 
-def queued_job_ids(session: Session, *, older_than: timedelta | None = None) -> list[uuid.UUID]:
+def queued_job_ids(
+    session: Session, *, older_than: timedelta | None = None, unsent_after: timedelta | None = None
+) -> list[uuid.UUID]:
     """Queued jobs that need a run message: all of them, or only those whose last message (or
-    creation, if none was sent) is older than `older_than` — that message may have been lost."""
+    creation, if none was sent) is older than `older_than` — that message may have been lost —
+    and, sooner, those created over `unsent_after` ago whose message was never sent at all."""
     query = select(Job.id).where(Job.status == "queued")
     if older_than is not None:
-        cutoff = utcnow() - older_than
-        query = query.where(func.coalesce(Job.enqueued_at, Job.created_at) < cutoff)
+        now = utcnow()
+        due = func.coalesce(Job.enqueued_at, Job.created_at) < now - older_than
+        if unsent_after is not None:
+            due = or_(due, and_(Job.enqueued_at.is_(None), Job.created_at < now - unsent_after))
+        query = query.where(due)
     return list(session.scalars(query.order_by(Job.created_at)))
 
 

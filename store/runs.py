@@ -23,6 +23,8 @@ from store.jobs import as_uuid, mark_enqueued, queued_job_ids
 from store.models import Artifact, Checkpoint, Job, Metric, utcnow
 
 MAX_ERROR_CHARS = 2000
+# A queued job whose message the API could not send (the broker was down) is re-sent this soon.
+UNSENT_AFTER = timedelta(seconds=15)
 
 
 def jsonable(value: Any) -> Any:
@@ -236,7 +238,8 @@ def mark_cancelled(session: Session, *, job_id: uuid.UUID | str, worker: str) ->
 
 
 def release_job(session: Session, *, job_id: uuid.UUID | str, worker: str) -> bool:
-    """running -> queued, for a worker shutting down mid-job; the caller re-enqueues it."""
+    """running -> queued, for a worker shutting down mid-job; the caller re-enqueues it. A hand-back
+    is not a failed attempt, so it does not count towards max_attempts."""
     return _transition(
         session,
         Job.id == as_uuid(job_id),
@@ -245,6 +248,7 @@ def release_job(session: Session, *, job_id: uuid.UUID | str, worker: str) -> bo
         status="queued",
         worker=None,
         heartbeat_at=None,
+        attempts=Job.attempts - 1,
     )
 
 
@@ -286,7 +290,9 @@ def requeue_stale(
             )
         elif _transition(session, *guard, status="queued", worker=None, heartbeat_at=None):
             requeued.append(row.id)
-    lost = queued_job_ids(session, older_than=lost_after or stale_after)
+    lost = queued_job_ids(
+        session, older_than=stale_after if lost_after is None else lost_after, unsent_after=UNSENT_AFTER
+    )
     ids = requeued + [job_id for job_id in lost if job_id not in requeued]
     mark_enqueued(session, job_ids=ids)
     return ids

@@ -61,8 +61,6 @@ def sweep_once(
         stale_after = timedelta(seconds=settings.stale_after_seconds)
     if lost_after is None:
         lost_after = max(LOST_MESSAGE_AFTER, stale_after)
-    # requeue_stale reads a zero lost_after as "not given"; the smallest positive one means "now".
-    lost_after = max(lost_after, timedelta(microseconds=1))
     with session_scope(settings.resolved_database_url) as session:
         ids = runs.requeue_stale(
             session,

@@ -178,3 +178,27 @@ def test_requeue_stale_returns_queued_jobs_whose_message_may_be_lost(
     # Marked as enqueued now: the next sweep does not send it again straight away.
     assert runs.requeue_stale(session, stale_after=minute, max_attempts=3) == []
     assert _job(session, recent).status == "queued"
+
+
+def test_a_job_whose_message_was_never_sent_is_sent_soon(session: Session, new_job: NewJob) -> None:
+    unsent, sent = new_job(), new_job()
+    soon = utcnow() - runs.UNSENT_AFTER - timedelta(seconds=1)
+    session.execute(update(Job).where(Job.id == unsent).values(created_at=soon, enqueued_at=None))
+    session.execute(update(Job).where(Job.id == sent).values(created_at=soon, enqueued_at=soon))
+    session.commit()
+    hour = timedelta(hours=1)
+    assert runs.requeue_stale(session, stale_after=hour, max_attempts=3) == [unsent]
+    # and a zero lost_after means every queued job, now
+    assert set(runs.requeue_stale(session, stale_after=hour, max_attempts=3, lost_after=timedelta(0))) == {
+        unsent,
+        sent,
+    }
+
+
+def test_a_released_job_does_not_count_as_an_attempt(session: Session, new_job: NewJob) -> None:
+    job_id = new_job()
+    assert runs.claim_job(session, job_id=job_id, worker="w1")
+    assert runs.release_job(session, job_id=job_id, worker="w1")
+    job = _job(session, job_id)
+    assert (job.status, job.worker, job.attempts) == ("queued", None, 0)
+    assert not runs.release_job(session, job_id=job_id, worker="w1")  # only a running job

@@ -134,6 +134,7 @@ def test_a_worker_shutting_down_hands_its_job_back(backend: Backend) -> None:
     _, log = backend.start_worker("second")
     job = wait_status(backend, job_id, "succeeded", "failed")
     assert job.status == "succeeded", job.error
+    assert job.attempts == 1  # a hand-back is not a failed attempt
     assert metric_steps(backend, job_id) == list(range(1, steps + 1))
     assert f"resuming from the checkpoint after outer step {saved}" in log.read_text()
 
