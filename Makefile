@@ -3,8 +3,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Exact pin: a CPU build here and in CI; the worker's Docker image installs the CUDA build.
+# Exact pin, so that no range ever pulls another build. The project's own machines and CI find
+# this version as a CPU wheel locally; elsewhere PyPI's Linux wheel carries CUDA (gigabytes), and
+# `make test TORCH_INDEX_URL=<a CPU wheel index>` takes a CPU build instead. The worker's Docker
+# image installs the CUDA build.
 TORCH_VERSION ?= 2.13.0
+TORCH_INDEX_URL ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint bench clean
@@ -12,7 +16,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
+	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 	touch $(STAMP)
 
