@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--device cuda was given but no CUDA device is visible; use --device cpu")
     repeats = args.repeats or (3 if args.quick else 7)
     warmup = 1 if args.quick else 2
+    # Fast cases repeat until each side has had about this long on the clock (median of more).
+    min_seconds = 0.5 if args.quick else 3.0
     now = dt.datetime.now(dt.UTC)
     meta: dict[str, Any] = {
         "timestamp": now.strftime("%Y%m%dT%H%M%SZ"),
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "repeats": repeats,
         "warmup": warmup,
+        "min_seconds": min_seconds,
         "load_average": {"start": os.getloadavg()[0]},
     }
     results: dict[str, Any] = {"meta": meta}
@@ -104,12 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         meta["matmul_peak"] = matmul_peak(device, repeats=5 if args.quick else 10)
         peak = meta["matmul_peak"]["flop_per_s"]
         results["configs"] = {
-            name: compute.bench_config(cfg, device, peak, warmup, repeats)
+            name: compute.bench_config(cfg, device, peak, warmup, repeats, min_seconds)
             for name, cfg in CONFIGS.items()
             if name in chosen
         }
         if "population" in chosen:
-            results["population"] = compute.bench_population(device, warmup, repeats)
+            results["population"] = compute.bench_population(device, warmup, repeats, min_seconds)
         if "long" in chosen:
             results["long_horizon"] = compute.bench_long(device, args.quick)
     if "service" in chosen:

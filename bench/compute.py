@@ -10,7 +10,7 @@ from torch import Tensor
 
 from bench import memory
 from bench.configs import CONFIGS, Config, make_problem
-from bench.steps import optfb_step
+from bench.steps import baseline_step, optfb_step
 from bench.timing import count_flops, interleaved, summary
 
 # What the optfb / baseline time ratio should reach on each config; printed, never asserted.
@@ -54,9 +54,10 @@ def _per_extra_step(short: float | None, long_: float | None, extra: int) -> flo
     return None if short is None or long_ is None else (long_ - short) / extra
 
 
-def bench_config(cfg: Config, device: torch.device, peak: float, warmup: int, repeats: int) -> dict[str, Any]:
+def bench_config(
+    cfg: Config, device: torch.device, peak: float, warmup: int, repeats: int, min_seconds: float = 0.0
+) -> dict[str, Any]:
     """optfb.unroll against the eager baseline on the same batches: time, FLOP/s, peak memory."""
-    from bench.steps import baseline_step
 
     problem = make_problem(cfg, device)
     fns = {"optfb": optfb_step(cfg, problem), "baseline": baseline_step(cfg, problem)}
@@ -67,8 +68,8 @@ def bench_config(cfg: Config, device: torch.device, peak: float, warmup: int, re
         "objective_rel_diff": _relative(obj_o, obj_b),
         "gradient_rel_diff": max(_relative(a, b) for a, b in zip(grad_o, grad_b, strict=True)),
     }
-    progress(f"{cfg.name}: timing {repeats} interleaved repeats after {warmup} warm-up")
-    times = interleaved(fns, device, warmup, repeats)
+    progress(f"{cfg.name}: timing, interleaved, at least {repeats} repeats after {warmup} warm-up")
+    times = interleaved(fns, device, warmup, repeats, min_seconds=min_seconds)
     progress(f"{cfg.name}: peak memory in fresh processes")
     mems = {name: memory.measure(cfg.name, name, device.type) for name in fns}
     sides = {
@@ -97,14 +98,16 @@ def bench_config(cfg: Config, device: torch.device, peak: float, warmup: int, re
     }
 
 
-def bench_population(device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
+def bench_population(
+    device: torch.device, warmup: int, repeats: int, min_seconds: float = 0.0
+) -> dict[str, Any]:
     """S with K members on a leading axis in one optfb.unroll, against one member alone."""
     cfg = CONFIGS["S"]
     batched = make_problem(cfg, device, members=POPULATION)
     single = make_problem(cfg, device)
     fns = {"batched": optfb_step(cfg, batched), "single": optfb_step(cfg, single)}
-    progress(f"population: K={POPULATION} against K=1, {repeats} repeats")
-    times = interleaved(fns, device, warmup, repeats)
+    progress(f"population: K={POPULATION} against K=1, at least {repeats} repeats")
+    times = interleaved(fns, device, warmup, repeats, min_seconds=min_seconds)
     t_batched, t_single = summary(times["batched"]), summary(times["single"])
     runs_batched = POPULATION / t_batched["median_s"]
     runs_single = 1 / t_single["median_s"]

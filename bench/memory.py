@@ -9,6 +9,10 @@ with every large free), so the RSS of a run that frees as it goes (checkpointed 
 show the allocator's hoard, not the tensors; the child therefore runs with a fixed
 MALLOC_MMAP_THRESHOLD_, which returns every block of 64 kB or more to the system when freed, and
 with one malloc arena, so that threads meeting in malloc do not open fresh arenas mid-run.
+The child computes on one thread: the tensors, and so the peak, do not depend on the thread
+count, while an mmap per block is many times slower when two threads fault and unmap pages
+together (minutes instead of seconds at N=5000). Its wall time is therefore not the benchmark's
+time; the parent process times every case on its own threads.
 CUDA: the growth of torch.cuda.max_memory_allocated over the run. The child prints one JSON line.
 """
 
@@ -75,6 +79,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
     from bench.configs import CONFIGS, Problem, make_problem
     from bench.steps import baseline_step, evaluation_step, optfb_step
 
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cfg = CONFIGS[args.config]
     steps = args.steps or cfg.steps
@@ -117,6 +122,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         "checkpoint": args.checkpoint,
         "lazy": args.lazy,
         "device": str(device),
+        "threads": torch.get_num_threads(),
         "measure": source if cuda else f"{source} - rss before",
         "peak_reset": reset,
         "before_bytes": before,
@@ -135,10 +141,12 @@ def measure(
     steps: int | None = None,
     checkpoint: str | None = None,
     lazy: bool = False,
+    threads: int = 1,
     timeout: float = 900,
 ) -> dict[str, Any]:
     """Run one case in a fresh interpreter and return its report (or {"error": ...})."""
     cmd = [sys.executable, "-m", "bench.memory", config, "--impl", impl, "--device", device]
+    cmd += ["--threads", str(threads)]
     if steps is not None:
         cmd += ["--steps", str(steps)]
     if checkpoint is not None:
@@ -166,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", default=None, help="optfb.unroll's checkpoint: none, sqrt or k")
     parser.add_argument("--lazy", action="store_true", help="make minibatches on demand, not up front")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (the peak does not depend on it)"
+    )
     print(json.dumps(run_case(parser.parse_args(argv))))
 
 

@@ -49,7 +49,8 @@ def config_table(configs: dict[str, Any], meta: dict[str, Any]) -> list[str]:
     lines = [
         "",
         "Outer step = optfb.unroll forward + meta-gradient w.r.t. B (sgd inner), against the eager "
-        f"baseline; median of {meta['repeats']} interleaved repeats after {meta['warmup']} warm-up.",
+        f"baseline; median of >= {meta['repeats']} interleaved repeats (more for fast cases, up to "
+        f"~{meta['min_seconds']:g} s per side) after {meta['warmup']} warm-up.",
     ]
     for name, r in configs.items():
         a = r["agreement"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -25,15 +26,25 @@ def time_once(fn: Callable[[], Any], device: torch.device) -> float:
 
 
 def interleaved(
-    fns: dict[str, Callable[[], Any]], device: torch.device, warmup: int, repeats: int
+    fns: dict[str, Callable[[], Any]],
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    *,
+    min_seconds: float = 0.0,
+    max_repeats: int = 60,
 ) -> dict[str, list[float]]:
     """Seconds per call of each fn. The calls alternate (ABBA...) so that drift in the machine's
-    load falls on every side alike; a ratio of medians then compares like with like."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    load falls on every side alike; a ratio of medians then compares like with like. Fast cases
+    get more repeats: at least `repeats`, and enough rounds to fill `min_seconds` (at most
+    `max_repeats`), judged from the last warm-up round."""
     names = list(fns)
+    round_seconds = 0.0
+    for _ in range(warmup):
+        round_seconds = sum(time_once(fns[name], device) for name in names)
+    if round_seconds > 0 and min_seconds > 0:
+        repeats = max(repeats, min(max_repeats, math.ceil(min_seconds / round_seconds)))
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for r in range(repeats):
         for name in names if r % 2 == 0 else reversed(names):
             times[name].append(time_once(fns[name], device))
