@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     # Save the outer loop's state every this many outer steps, so a re-run resumes.
     checkpoint_every: int = Field(default=10, ge=1)
+    # CPU threads torch may use in a worker (None: torch's default, one per core). On a host shared
+    # with other work, or for small networks, fewer run faster: a thread that waits for a busy
+    # core stalls every small matrix product of the unrolled loop.
+    torch_threads: int | None = Field(default=None, ge=1)
     # Name written to jobs.worker when this process claims a job.
     worker_name: str = Field(default_factory=_default_worker_name, min_length=1, max_length=200)
 

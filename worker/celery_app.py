@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import worker_init, worker_ready, worker_shutting_down
 
 from store.config import Settings, get_settings
 
@@ -100,6 +100,17 @@ app.add_defaults(lambda: celery_config(get_settings()))
 def enqueue(job_id: str, *, via: Celery | None = None) -> None:
     """Send the run message for a job: what the API sends, from the worker's own producer."""
     (via or app).send_task(TASK_NAME, args=[str(job_id)], queue=QUEUE)
+
+
+@worker_init.connect
+def limit_torch_threads(**_: Any) -> None:
+    """Apply OPTFB_TORCH_THREADS before the first job runs."""
+    threads = get_settings().torch_threads
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+        log.info("torch uses %d CPU thread(s)", threads)
 
 
 @worker_ready.connect

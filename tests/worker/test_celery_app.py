@@ -63,3 +63,16 @@ def test_health_check_reads_the_sweep_alive_file(
         os.utime(alive, (time.time() - age, time.time() - age))
     monkeypatch.setattr(health, "ALIVE_FILE", alive)
     assert (health.main() == 0) is healthy
+
+
+def test_torch_threads_setting_is_applied_when_the_worker_starts(tmp_path: Path) -> None:
+    # In a process of its own: the thread count is process-wide.
+    code = (
+        "import torch; from worker.celery_app import limit_torch_threads; "
+        "limit_torch_threads(); print(torch.get_num_threads())"
+    )
+    env = {**os.environ, "OPTFB_DATA_DIR": str(tmp_path), "OPTFB_TORCH_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "1"
