@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,24 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+def source_version() -> dict[str, Any]:
+    """The commit measured, and whether optfb/ differs from it (the library is edited in place)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--", "optfb")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "optfb_modified": None if status is None else bool(status),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     chosen = selection(args)
@@ -94,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "interop_threads": torch.get_num_interop_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "source": source_version(),
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "repeats": repeats,
         "warmup": warmup,

@@ -1,8 +1,9 @@
-"""The printed table and the JSON file of one benchmark run."""
+"""The printed table and the JSON file of one benchmark run; `python -m bench.report FILE` reprints one."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,13 @@ def header(meta: dict[str, Any]) -> list[str]:
         else f"{peak['size']}x{peak['size']} float32 product, best of {peak['repeats']}: "
         f"{peak['flop_per_s'] / 1e9:.1f} GFLOP/s"
     )
+    source = meta.get("source") or {}
+    commit = source.get("commit") or "unknown"
+    if source.get("optfb_modified"):
+        commit += " with uncommitted optfb/ changes"
     return [
         f"optfb bench {meta['timestamp']}  device {meta['device']} ({meta['device_name']}), "
-        f"{meta['threads']} threads, torch {meta['torch']}, float32",
+        f"{meta['threads']} threads, torch {meta['torch']}, float32, source {commit}",
         f"matmul peak: {rate};  load average at start {load['start']:.2f}, end {load['end']:.2f}",
     ]
 
@@ -129,10 +134,11 @@ def long_table(r: dict[str, Any]) -> list[str]:
     )
     g = ev["growth_bytes"]
     per_extra = ev["bytes_per_extra_step"]
+    eager = r["eager"]["growth_bytes"]
     lines.append(
         f"  evaluation only (no_grad): peak growth N={short} {_mb(g[str(short)])} MB, N={long_} "
         f"{_mb(g[str(long_)])} MB: {_num(None if per_extra is None else per_extra / 1e3, '.2f')} kB per "
-        "extra inner step (O(1) in N)"
+        f"extra inner step (eager unroll: {_num(None if eager is None else eager / n / 1e3, '.1f')} kB)"
     )
     return lines
 
@@ -170,3 +176,8 @@ def render(results: dict[str, Any]) -> str:
     if results.get("service"):
         lines += service_table(results["service"])
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:]:
+        print(render(json.loads(Path(name).read_text())))
