@@ -27,6 +27,8 @@ Batches = Sequence[tuple[Tensor, Tensor]]
 OBJECTIVES = ("sum", "mean", "final")
 # "auto" checkpointing starts when the eager unroll would keep more than this.
 AUTO_CHECKPOINT_BYTES = 1 << 30
+# Without autograd, residuals are priced every this many steps.
+NO_GRAD_SEGMENT = 64
 
 
 def flatten(params: Params) -> Tensors:
@@ -170,8 +172,11 @@ def unroll(
     )
     flat = flatten(params)
     slots = run.opt.init(flat)
-    k = segment_length(checkpoint, steps, step_bytes(flat, batches[0][0]))
-    segment = run.steps if k == steps or not torch.is_grad_enabled() else run.recomputed
+    if torch.is_grad_enabled():
+        k = segment_length(checkpoint, steps, step_bytes(flat, batches[0][0]))
+        segment = run.steps if k == steps else run.recomputed
+    else:  # nothing is kept for a backward pass: price short segments so memory stays flat in N
+        k, segment = min(steps, NO_GRAD_SEGMENT), run.steps
     chunks = []
     for start in range(0, steps, k):
         flat, slots, costs = segment(flat, slots, start, min(start + k, steps))

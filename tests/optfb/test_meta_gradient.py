@@ -141,3 +141,12 @@ def test_population_per_step_checkpointed_meta_gradient_equals_member_by_member(
         torch.testing.assert_close(meta[k], m)
         for g, mine in zip(torch.autograd.grad(m, fb), grads, strict=True):
             torch.testing.assert_close(mine[k], g)
+
+
+def test_unroll_without_grad_gives_the_same_costs_in_short_segments():
+    batches = tiny_batches(SIZES, 150)
+    with_grad = optfb.unroll(tiny_params(SIZES), tiny_feedback(SIZES), batches)
+    with torch.no_grad():
+        without = optfb.unroll(tiny_params(SIZES), tiny_feedback(SIZES), batches)
+    torch.testing.assert_close(without[1], with_grad[1].detach())
+    assert without[1].shape == (150,)
