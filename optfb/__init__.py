@@ -17,8 +17,9 @@ _LAZY = {
     "unroll": "optfb.unrolled",
     "run_experiment": "optfb.meta",
     "Result": "optfb.meta",
-    "Stopped": "optfb.meta",
-    "NonFiniteError": "optfb.meta",
+    "Stopped": "optfb.errors",
+    "NonFiniteError": "optfb.errors",
+    "CheckpointMismatch": "optfb.errors",
     "evaluate": "optfb.evaluation",
 }
 

@@ -54,7 +54,12 @@ def _run(args: argparse.Namespace) -> int:
 
     spec = _spec(args.spec)
     if args.steps is not None:
-        spec = spec.model_copy(update={"outer": spec.outer.model_copy(update={"steps": args.steps})})
+        data = spec.model_dump()
+        data["outer"]["steps"] = args.steps
+        try:
+            spec = ExperimentSpec.model_validate(data)
+        except ValidationError as exc:
+            raise UsageError(f"--steps {args.steps}: {format_validation_error(exc)}") from exc
     began = time.monotonic()
     progress = None if args.quiet else (lambda s, t, m: _progress(s, t, m, began))
     try:
@@ -62,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     except optfb.NonFiniteError as exc:
         print(f"optfb run: {exc}", file=sys.stderr)
         return 1
-    folder = result.save(args.out) or Path(args.out)
+    folder = result.save(args.out)
     print(json.dumps({"out": str(folder), "mean_loss": headline(result.summary)}, indent=1))
     return 0
 

@@ -16,13 +16,14 @@ from torch import Tensor
 
 from optfb import analysis
 from optfb.device import resolve
+from optfb.errors import Stopped
 from optfb.init import feedback_matrices, stack
-from optfb.network import cost, cost_of, forward
+from optfb.network import cost, forward
 from optfb.optimizers import InnerOptimizer
 from optfb.seeding import generator
 from optfb.spec import ExperimentSpec
 from optfb.tasks import Problem, Task, evaluation_draws
-from optfb.unrolled import feedback_at, inner_step, pairs
+from optfb.unrolled import NO_GRAD_SEGMENT, Run, feedback_at, pairs
 
 Feedback = Mapping[str, Tensor] | Sequence[Tensor] | None
 CURVE_POINTS = 200  # loss curves in summaries are thinned to about this many points
@@ -31,6 +32,28 @@ CURVE_POINTS = 200  # loss curves in summaries are thinned to about this many po
 def inner_optimizer(spec: ExperimentSpec) -> InnerOptimizer:
     i = spec.inner
     return InnerOptimizer(i.optimizer, i.lr, i.momentum, i.nesterov, i.betas, i.eps, i.weight_decay)
+
+
+def checked_feedback(spec: ExperimentSpec, feedback: Feedback) -> tuple[list[Tensor] | None, bool]:
+    """[B_2..B_L] with their shapes checked against the spec, and whether they are per-step.
+
+    Each B_l is (d_{l-1}, d_l), or (N, d_{l-1}, d_l) for a learned_per_step spec; an empty dict
+    or list (a backprop result) or None means backprop.
+    """
+    sizes = spec.sizes
+    fb = feedback_list(feedback or None, len(sizes) - 1)
+    if fb is None:
+        return None, False
+    per_step = spec.feedback.mode == "learned_per_step" and fb[0].dim() == 3
+    for l, b in enumerate(fb, start=2):
+        want = (sizes[l - 1], sizes[l])
+        if tuple(b.shape[-2:]) != want or b.dim() != 2 + per_step:
+            shape = "(N, {}, {})".format(*want) if spec.feedback.mode == "learned_per_step" else str(want)
+            raise ValueError(
+                f"feedback B{l} has shape {tuple(b.shape)}, but this spec needs {shape}; "
+                f"for a population result pass one member's matrices, e.g. result.feedback['B{l}'][k]"
+            )
+    return fb, per_step
 
 
 def feedback_list(feedback: Feedback, layers: int) -> list[Tensor] | None:
@@ -62,8 +85,13 @@ def trajectory(
     seeds: Sequence[int],
     horizons: Sequence[int],
     probes: int = 0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Trajectory:
-    """Train fresh networks for max(horizons) steps with fixed feedback, one per evaluation seed."""
+    """Train fresh networks for max(horizons) steps with fixed feedback, one per evaluation seed.
+
+    The steps run in segments of at most NO_GRAD_SEGMENT (cut also at every probe and horizon),
+    through the unroll's own Run.steps; should_stop() is polled after each and raises Stopped.
+    """
     device, dtype = resolve(spec)
     task = Task(spec, device, dtype)
     steps = max(horizons)
@@ -72,22 +100,26 @@ def trajectory(
     params = task.initial_params(draws)
     if feedback is not None:
         feedback = [b.detach().to(device=device, dtype=dtype) for b in feedback]
-    opt = inner_optimizer(spec)
-    slots = opt.init(params)
     act, loss = spec.network.activation, spec.task.loss
+    run = Run(inner_optimizer(spec), feedback, per_step, problem.batches, act, loss)
+    slots = run.opt.init(params)
     probe_at = {round(i * (steps - 1) / (probes - 1)) for i in range(probes)} if probes > 1 else set()
-    out = Trajectory(torch.empty(steps, len(seeds), device=device, dtype=dtype), {})
+    cuts = sorted({*range(0, steps, NO_GRAD_SEGMENT), *probe_at, *horizons, steps})
+    out = Trajectory(torch.empty(0), {})
+    costs = []
     with torch.no_grad():
-        for t in range(steps):
-            x, y = problem.batches[t]
-            fb = feedback_at(feedback, t, per_step)
-            if t in probe_at and fb is not None:
-                out.probes.append((t, analysis.probe(pairs(params), fb, x, y, act, loss)))
-            params, slots, residual = inner_step(opt, params, slots, t + 1, fb, x, y, act, loss)
-            out.costs[t] = cost_of(residual, y, loss)
-            if t + 1 in horizons:
-                out.at[t + 1] = test_metrics(spec, params, problem)
-    out.costs = out.costs.cpu().double()
+        for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
+            fb = feedback_at(feedback, start, per_step)
+            if start in probe_at and fb is not None:
+                x, y = problem.batches[start]
+                out.probes.append((start, analysis.probe(pairs(params), fb, x, y, act, loss)))
+            params, slots, segment = run.steps(params, slots, start, stop)
+            costs.append(segment.cpu())
+            if stop in horizons:
+                out.at[stop] = test_metrics(spec, params, problem)
+            if should_stop is not None and should_stop():
+                raise Stopped(spec.outer.steps if spec.meta_trained else 0)
+    out.costs = torch.cat(costs).double()  # (M, S)
     out.params = params
     return out
 
@@ -158,7 +190,6 @@ def evaluate(
     seeds = list(range(spec.eval.seeds)) if seeds is None else list(seeds)
     if steps < 1 or not seeds:
         raise ValueError("evaluate needs steps >= 1 and at least one seed")
-    fb = feedback_list(feedback, len(spec.sizes) - 1)
-    per_step = fb is not None and fb[0].dim() == 3
+    fb, per_step = checked_feedback(spec, feedback)
     run = trajectory(spec, fb, per_step, seeds, [steps])
     return analysis.json_safe(horizon_stats(run, steps))

@@ -13,12 +13,14 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from optfb.device import resolve
+from optfb.errors import CheckpointMismatch, NonFiniteError, Stopped
 from optfb.init import feedback_matrices, stack
 from optfb.seeding import generator
 from optfb.spec import ExperimentSpec
@@ -29,18 +31,6 @@ from optfb.unrolled import pairs, unroll
 CHECKPOINT_VERSION = 1
 
 
-class Stopped(Exception):
-    """should_stop() asked the run to stop (cooperative cancel) after `outer_step` outer steps."""
-
-    def __init__(self, outer_step: int) -> None:
-        super().__init__(f"stopped on request after outer step {outer_step}")
-        self.outer_step = outer_step
-
-
-class NonFiniteError(RuntimeError):
-    """A cost or meta-gradient became NaN or infinite; no matrices are returned."""
-
-
 @dataclass
 class Result:
     spec: ExperimentSpec
@@ -48,10 +38,10 @@ class Result:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, folder: Any) -> None:
+    def save(self, folder: Any) -> Path:
         from optfb.io import save_result
 
-        save_result(self, folder)
+        return save_result(self, folder)
 
 
 def initial_feedback(spec: ExperimentSpec, device: torch.device, dtype: torch.dtype) -> list[Tensor] | None:
@@ -158,7 +148,7 @@ def run_experiment(
             on_checkpoint(_snapshot(spec, j + 1, feedback, optimizer, metrics), j + 1)
         if should_stop is not None and j + 1 < total and should_stop():
             raise Stopped(j + 1)
-    return _finish(spec, feedback, metrics)
+    return _finish(spec, feedback, metrics, should_stop)
 
 
 def _require_finite(objective: Tensor, grads: tuple[Tensor, ...], step: int) -> None:
@@ -229,9 +219,9 @@ def _restore(
 ) -> tuple[int, list[dict[str, Any]]]:
     state = torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
     if state.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"checkpoint version {state.get('version')} is not {CHECKPOINT_VERSION}")
+        raise CheckpointMismatch(f"checkpoint version {state.get('version')} is not {CHECKPOINT_VERSION}")
     if state["spec"] != spec.model_dump(mode="json"):
-        raise ValueError("the checkpoint was made for a different spec; it cannot resume this one")
+        raise CheckpointMismatch("the checkpoint was made for a different spec; it cannot resume this one")
     with torch.no_grad():
         for b, saved in zip(feedback, state["feedback"], strict=True):
             b.copy_(saved)
@@ -239,18 +229,25 @@ def _restore(
     return int(state["outer_step"]), list(state["metrics"])
 
 
-def _finish(spec: ExperimentSpec, feedback: list[Tensor] | None, metrics: list[dict[str, Any]]) -> Result:
+def _finish(
+    spec: ExperimentSpec,
+    feedback: list[Tensor] | None,
+    metrics: list[dict[str, Any]],
+    should_stop: Callable[[], bool] | None,
+) -> Result:
     per_step = spec.feedback.mode == "learned_per_step"
     final = [] if feedback is None else [b.detach() for b in feedback]
     if not all(torch.isfinite(b).all() for b in final):
         raise NonFiniteError("the learned feedback is not finite; lower outer.lr or set outer.clip_norm")
-    summary = summarise(spec, [b[0] for b in final] or None, per_step)
+    summary = summarise(spec, [b[0] for b in final] or None, per_step, should_stop)
     summary["population"] = spec.population
     if metrics:
         summary["meta_loss"] = {"first": metrics[0]["meta_loss"], "last": metrics[-1]["meta_loss"]}
     if spec.population > 1 and final:
         summary["members"] = [
-            member_summary(spec.model_copy(update={"seed": spec.seed + k}), [b[k] for b in final], per_step)
+            member_summary(
+                spec.model_copy(update={"seed": spec.seed + k}), [b[k] for b in final], per_step, should_stop
+            )
             for k in range(spec.population)
         ]
     named = {f"B{l}": (b[0] if spec.population == 1 else b).cpu() for l, b in enumerate(final, start=2)}

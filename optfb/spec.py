@@ -23,6 +23,8 @@ MAX_WIDTH = 65_536
 MAX_LAYERS = 32
 MAX_STEPS = 1_000_000
 MAX_BATCH = 65_536
+# Elements (floats) that one kind of tensor of a run may hold in all: 2^28 is 1 GiB in float32.
+MAX_ELEMENTS = 2**28
 
 Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
 Steps = Annotated[int, Field(ge=1, le=MAX_STEPS)]
@@ -168,6 +170,12 @@ class ExperimentSpec(_Strict):
                 "network.hidden is empty: with no hidden layer there is no feedback matrix; "
                 "add a hidden layer or use feedback.mode backprop"
             )
+        for what, count in self.tensor_sizes().items():
+            if count > MAX_ELEMENTS:
+                raise ValueError(
+                    f"the {what} would hold {count:,} floats, over the limit of {MAX_ELEMENTS:,}; "
+                    "use fewer or narrower layers, fewer inner steps or a smaller population"
+                )
         return self
 
     @property
@@ -184,9 +192,18 @@ class ExperimentSpec(_Strict):
     def meta_trained(self) -> bool:
         return self.feedback.mode in ("learned", "learned_per_step")
 
-    def parameter_count(self) -> int:
-        sizes = self.sizes
-        return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    def tensor_sizes(self) -> dict[str, int]:
+        """Floats held at once by the whole population: forward weights, feedback, one batch's activations."""
+        sizes, k = self.sizes, self.population
+        weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+        feedback = sum(a * b for a, b in zip(sizes[1:-1], sizes[2:], strict=False))
+        if self.feedback.mode == "learned_per_step":
+            feedback *= self.inner.steps
+        return {
+            "forward weights": k * weights,
+            "feedback matrices": k * feedback,
+            "activations of one batch": k * self.inner.batch_size * sum(sizes),
+        }
 
 
 def format_validation_error(exc: Any) -> str:

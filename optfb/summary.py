@@ -9,7 +9,7 @@ random B, and compares spectra; per-step B (question 2) also gets its drift alon
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import Tensor
@@ -28,7 +28,12 @@ def _probes(run: Any) -> dict[str, Any]:
     return {"step": steps, **{name: [p[name] for _, p in run.probes] for name in names}}
 
 
-def summarise(spec: ExperimentSpec, feedback: Sequence[Tensor] | None, per_step: bool) -> dict[str, Any]:
+def summarise(
+    spec: ExperimentSpec,
+    feedback: Sequence[Tensor] | None,
+    per_step: bool,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
     """Evaluate one problem's feedback (no member axis) against the baselines on held-out seeds."""
     seeds = list(range(spec.eval.seeds))
     horizons = sorted(set(spec.horizons))
@@ -36,9 +41,9 @@ def summarise(spec: ExperimentSpec, feedback: Sequence[Tensor] | None, per_step:
     baseline = random_feedback(spec, seeds)
     runs = {}
     if spec.meta_trained:
-        runs["learned"] = trajectory(spec, feedback, per_step, seeds, horizons, points)
-    runs["random"] = trajectory(spec, baseline, False, seeds, horizons, points)
-    runs["backprop"] = trajectory(spec, None, False, seeds, horizons)
+        runs["learned"] = trajectory(spec, feedback, per_step, seeds, horizons, points, should_stop)
+    runs["random"] = trajectory(spec, baseline, False, seeds, horizons, points, should_stop)
+    runs["backprop"] = trajectory(spec, None, False, seeds, horizons, should_stop=should_stop)
     summary: dict[str, Any] = {
         "feedback_mode": spec.feedback.mode,
         "trained_steps": spec.inner.steps,
@@ -63,15 +68,25 @@ def summarise(spec: ExperimentSpec, feedback: Sequence[Tensor] | None, per_step:
 def headline(summary: dict[str, Any]) -> dict[str, Any]:
     """The few numbers a person looks at first: mean cost at each horizon, per kind of feedback."""
     return {
-        m: {name: round(stats["mean_loss"], 6) for name, stats in by_kind.items()}
+        m: {
+            name: None if stats["mean_loss"] is None else round(stats["mean_loss"], 6)
+            for name, stats in by_kind.items()
+        }
         for m, by_kind in summary["horizons"].items()
     }
 
 
-def member_summary(spec: ExperimentSpec, feedback: Sequence[Tensor], per_step: bool) -> dict[str, Any]:
+def member_summary(
+    spec: ExperimentSpec,
+    feedback: Sequence[Tensor],
+    per_step: bool,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
     """One population member's own B on its own held-out seeds: mean and final cost per horizon."""
     horizons = sorted(set(spec.horizons))
-    run = trajectory(spec, feedback, per_step, list(range(spec.eval.seeds)), horizons)
+    run = trajectory(
+        spec, feedback, per_step, list(range(spec.eval.seeds)), horizons, should_stop=should_stop
+    )
     keep = ("mean_", "final_", "test_", "diverged")
     stats = {str(m): {k: v for k, v in horizon_stats(run, m).items() if k.startswith(keep)} for m in horizons}
     return analysis.json_safe({"seed": spec.seed, "horizons": stats})

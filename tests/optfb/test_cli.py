@@ -56,3 +56,23 @@ def test_invalid_spec_exits_2_naming_the_field(tmp_path, capsys):
     assert "inner.lr" in capsys.readouterr().err
     assert main(["eval", "tiny", "--feedback", str(tmp_path / "missing.npz"), "--steps", "3"]) == 2
     assert "missing.npz" in capsys.readouterr().err
+
+
+def test_run_reports_a_diverged_horizon_as_null(tmp_path, capsys):
+    spec = {
+        **PRESETS["tiny"],
+        "feedback": {"mode": "random"},
+        "dtype": "float32",
+        "network": {"hidden": [5], "activation": "linear"},
+        "inner": {"steps": 5, "batch_size": 8, "lr": 3.0},
+        "eval": {"horizons": [300], "seeds": 2, "analysis_points": 2},
+    }
+    path = tmp_path / "diverging.json"
+    path.write_text(json.dumps(spec))
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["mean_loss"]["300"]["random"] is None
+
+
+def test_run_steps_override_is_validated(tmp_path, capsys):
+    assert main(["run", "tiny", "--out", str(tmp_path / "o"), "--steps", "-3"]) == 2
+    assert "outer.steps" in capsys.readouterr().err

@@ -167,3 +167,19 @@ def test_digits_reports_test_accuracy_with_the_final_objective():
         stats = result.summary["horizons"]["30"][kind]
         assert 0.3 < stats["test_accuracy"] <= 1.0  # ten classes: chance is 0.1
         assert stats["test_loss"] > 0
+
+
+def test_evaluate_checks_feedback_shapes_and_takes_a_backprop_result(tiny_spec):
+    population = optfb.run_experiment(tiny_spec.model_copy(update={"population": 2}))
+    with pytest.raises(ValueError, match=r"B2 has shape \(2, 5, 3\).*result.feedback\['B2'\]\[k\]"):
+        optfb.evaluate(tiny_spec, population.feedback, steps=5)
+    one = optfb.evaluate(tiny_spec, {"B2": population.feedback["B2"][1]}, steps=5)
+    assert len(one["loss_curve"]) == 5
+    backprop = optfb.evaluate(tiny_spec, {}, steps=5)
+    assert backprop == optfb.evaluate(tiny_spec, None, steps=5)
+
+
+def test_should_stop_also_stops_the_evaluation(tiny_spec):
+    spec = tiny_spec.model_copy(update={"feedback": tiny_spec.feedback.model_copy(update={"mode": "random"})})
+    with pytest.raises(optfb.Stopped):
+        optfb.run_experiment(spec, should_stop=lambda: True)

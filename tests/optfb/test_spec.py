@@ -66,3 +66,12 @@ def test_importing_the_spec_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_spec_too_large_for_one_worker_names_the_limit():
+    message = _error({"network": {"hidden": [60000, 60000]}})
+    assert "forward weights" in message and "over the limit of 268,435,456" in message
+    message = _error(
+        {"feedback": {"mode": "learned_per_step"}, "network": {"hidden": [4000]}, "inner": {"steps": 10000}}
+    )
+    assert "feedback matrices" in message
