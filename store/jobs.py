@@ -65,7 +65,7 @@ def create_job(
         name=spec.name,
         spec=spec.model_dump(mode="json"),
         status="queued",
-        outer_steps=spec.outer.steps,
+        outer_steps=spec.outer.steps if spec.meta_trained else 0,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )
@@ -177,6 +177,15 @@ def metrics_since(
     if since is not None:
         query = query.where(Metric.outer_step > since)
     return list(session.scalars(query.order_by(Metric.outer_step).limit(limit)))
+
+
+def metrics_summary(session: Session, *, job_id: uuid.UUID) -> tuple[int, Metric | None]:
+    """How many metric rows the job has, and its latest one."""
+    count = session.scalar(select(func.count()).select_from(Metric).where(Metric.job_id == job_id)) or 0
+    last = session.scalars(
+        select(Metric).where(Metric.job_id == job_id).order_by(Metric.outer_step.desc()).limit(1)
+    ).first()
+    return count, last
 
 
 def get_artifact(session: Session, *, job_id: uuid.UUID, name: str) -> Artifact | None:

@@ -28,7 +28,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def utcnow() -> datetime:

@@ -14,12 +14,12 @@ import uuid
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from store.jobs import as_uuid, mark_enqueued, queued_job_ids
+from store.jobs import as_uuid, queued_job_ids
 from store.models import Artifact, Checkpoint, Job, Metric, utcnow
 
 MAX_ERROR_CHARS = 2000
@@ -67,7 +67,7 @@ def claim_job(session: Session, *, job_id: uuid.UUID | str, worker: str) -> bool
         Job.cancel_requested.is_(False),
         status="running",
         worker=worker,
-        started_at=now,
+        started_at=func.coalesce(Job.started_at, now),
         heartbeat_at=now,
         attempts=Job.attempts + 1,
         error=None,
@@ -128,8 +128,21 @@ def add_metrics(session: Session, *, job_id: uuid.UUID | str, rows: list[dict[st
     return len(inserted)
 
 
-def save_checkpoint(session: Session, *, job_id: uuid.UUID | str, outer_step: int, data: bytes) -> None:
-    """Replace the job's checkpoint with the state after `outer_step` outer steps."""
+def save_checkpoint(
+    session: Session, *, job_id: uuid.UUID | str, worker: str, outer_step: int, data: bytes
+) -> bool:
+    """Replace the job's checkpoint with the state after `outer_step` outer steps, if the job still
+    runs under this worker (False otherwise: a worker that lost its job must not overwrite the
+    checkpoint of the one that has it now). The job row is locked for the write where the
+    database can (PostgreSQL), so a concurrent re-queue waits for it."""
+    owned = session.execute(
+        select(Job.id)
+        .where(Job.id == as_uuid(job_id), Job.status == "running", Job.worker == worker)
+        .with_for_update()
+    ).first()
+    if owned is None:
+        session.rollback()
+        return False
     values = {
         "job_id": as_uuid(job_id),
         "outer_step": outer_step,
@@ -144,6 +157,7 @@ def save_checkpoint(session: Session, *, job_id: uuid.UUID | str, outer_step: in
     )
     session.execute(statement)
     session.commit()
+    return True
 
 
 def load_checkpoint(session: Session, *, job_id: uuid.UUID | str) -> tuple[int, bytes] | None:
@@ -189,22 +203,29 @@ def save_artifact(
 
 
 def finish_job(session: Session, *, job_id: uuid.UUID | str, worker: str, summary: dict[str, Any]) -> bool:
-    """running -> succeeded with the summary; the checkpoint is no longer needed and is dropped."""
+    """running -> succeeded with the summary, unless a cancel was asked for meanwhile (False: the
+    caller marks it cancelled); the checkpoint is no longer needed and is dropped."""
     key = as_uuid(job_id)
     done = _transition(
         session,
         Job.id == key,
         Job.status == "running",
         Job.worker == worker,
+        Job.cancel_requested.is_(False),
         status="succeeded",
         summary=jsonable(summary),
         finished_at=utcnow(),
         outer_step=Job.outer_steps,
     )
     if done:
-        session.execute(delete(Checkpoint).where(Checkpoint.job_id == key))
-        session.commit()
+        _drop_checkpoint(session, key)
     return done
+
+
+def _drop_checkpoint(session: Session, job_id: uuid.UUID) -> None:
+    """A job that has ended needs no checkpoint: its bytes would only fill the database."""
+    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
+    session.commit()
 
 
 def one_line(error: str) -> str:
@@ -214,7 +235,7 @@ def one_line(error: str) -> str:
 
 def fail_job(session: Session, *, job_id: uuid.UUID | str, worker: str, error: str) -> bool:
     """running -> failed with a one-line reason a person can act on."""
-    return _transition(
+    done = _transition(
         session,
         Job.id == as_uuid(job_id),
         Job.status == "running",
@@ -223,11 +244,14 @@ def fail_job(session: Session, *, job_id: uuid.UUID | str, worker: str, error: s
         error=one_line(error),
         finished_at=utcnow(),
     )
+    if done:
+        _drop_checkpoint(session, as_uuid(job_id))
+    return done
 
 
 def mark_cancelled(session: Session, *, job_id: uuid.UUID | str, worker: str) -> bool:
     """running -> cancelled, once the worker has stopped at a cancel request."""
-    return _transition(
+    done = _transition(
         session,
         Job.id == as_uuid(job_id),
         Job.status == "running",
@@ -235,6 +259,9 @@ def mark_cancelled(session: Session, *, job_id: uuid.UUID | str, worker: str) ->
         status="cancelled",
         finished_at=utcnow(),
     )
+    if done:
+        _drop_checkpoint(session, as_uuid(job_id))
+    return done
 
 
 def release_job(session: Session, *, job_id: uuid.UUID | str, worker: str) -> bool:
@@ -248,6 +275,7 @@ def release_job(session: Session, *, job_id: uuid.UUID | str, worker: str) -> bo
         status="queued",
         worker=None,
         heartbeat_at=None,
+        enqueued_at=None,
         attempts=Job.attempts - 1,
     )
 
@@ -263,8 +291,8 @@ def requeue_stale(
 
     A running job without a heartbeat for `stale_after` goes back to queued — or to failed once it
     has had `max_attempts` runs, or to cancelled if that was asked for. Queued jobs whose message
-    is older than `lost_after` (default `stale_after`) are returned as well. The returned jobs are
-    marked as enqueued now: the caller sends their messages.
+    is older than `lost_after` (default `stale_after`) are returned as well. The caller sends their
+    messages and marks each one enqueued (store.jobs.mark_enqueued) once its message is sent.
     """
     now = utcnow()
     stale = session.execute(
@@ -278,21 +306,21 @@ def requeue_stale(
         guard = (Job.id == row.id, Job.status == "running", Job.heartbeat_at == row.heartbeat_at)
         silent = f"worker {row.worker} sent no heartbeat for over {stale_after.total_seconds():g}s"
         if row.cancel_requested:
-            _transition(session, *guard, status="cancelled", finished_at=now)
+            if _transition(session, *guard, status="cancelled", finished_at=now):
+                _drop_checkpoint(session, row.id)
         elif row.attempts >= max_attempts:
-            _transition(
+            if _transition(
                 session,
                 *guard,
                 status="failed",
                 finished_at=now,
                 error=f"gave up after {row.attempts} attempts: {silent} (killed, out of memory, "
                 "or its host went away); resubmit the spec to try again",
-            )
-        elif _transition(session, *guard, status="queued", worker=None, heartbeat_at=None):
+            ):
+                _drop_checkpoint(session, row.id)
+        elif _transition(session, *guard, status="queued", worker=None, heartbeat_at=None, enqueued_at=None):
             requeued.append(row.id)
     lost = queued_job_ids(
         session, older_than=stale_after if lost_after is None else lost_after, unsent_after=UNSENT_AFTER
     )
-    ids = requeued + [job_id for job_id in lost if job_id not in requeued]
-    mark_enqueued(session, job_ids=ids)
-    return ids
+    return requeued + [job_id for job_id in lost if job_id not in requeued]

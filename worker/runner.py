@@ -142,7 +142,7 @@ def run_claimed(job_id: str, worker: str, settings: Settings) -> str:
             job = get_job(session, job_id=job_id)
             if job is None:
                 return "lost"
-            spec_data, checkpoint = job.spec, runs.load_checkpoint(session, job_id=job_id)
+            spec_data, checkpoint = job.spec, _checkpoint(session, job_id)
         import optfb  # torch: imported here so that the app and the sweep stay light
 
         spec = optfb.ExperimentSpec.model_validate(spec_data)
@@ -158,25 +158,38 @@ def run_claimed(job_id: str, worker: str, settings: Settings) -> str:
     def on_checkpoint(data: bytes, outer_step: int) -> None:
         # Metrics up to this step first: a run resumed from here does not report them again.
         # If they cannot be written, keep the older checkpoint (a resume then redoes more steps).
-        if not reporter.write(raise_errors=False):
+        if not reporter.write(raise_errors=False) or reporter.lost.is_set():
             return
         try:
             with session_scope() as session:
-                runs.save_checkpoint(session, job_id=job_id, outer_step=outer_step, data=data)
-            reporter.checkpointed_at = time.monotonic()
+                saved = runs.save_checkpoint(
+                    session, job_id=job_id, worker=worker, outer_step=outer_step, data=data
+                )
+            if saved:
+                reporter.checkpointed_at = time.monotonic()
+            else:  # the job was re-queued under us: its checkpoint is the new owner's now
+                reporter.lost.set()
         except SQLAlchemyError:
             log.warning("job %s: checkpoint at %d not saved", job_id, outer_step, exc_info=True)
 
+    def run(resume: bytes | None) -> Any:
+        return optfb.run_experiment(
+            spec,
+            on_progress=reporter.on_progress,
+            should_stop=reporter.should_stop,
+            resume=resume,
+            on_checkpoint=on_checkpoint,
+            checkpoint_every=settings.checkpoint_every,
+        )
+
     with reporter:
         try:
-            result = optfb.run_experiment(
-                spec,
-                on_progress=reporter.on_progress,
-                should_stop=reporter.should_stop,
-                resume=checkpoint[1] if checkpoint else None,
-                on_checkpoint=on_checkpoint,
-                checkpoint_every=settings.checkpoint_every,
-            )
+            try:
+                result = run(checkpoint[1] if checkpoint else None)
+            except optfb.CheckpointMismatch as exc:  # e.g. made by an older release: start over
+                log.warning("job %s: %s; starting from outer step 0", job_id, exc)
+                reporter.step = 0
+                result = run(None)
         except optfb.Stopped:
             return _stopped(job_id, worker, reporter)
         except Exception as exc:
@@ -188,6 +201,15 @@ def run_claimed(job_id: str, worker: str, settings: Settings) -> str:
     except Exception as exc:  # e.g. the artifact could not be serialised or stored
         log.exception("job %s: result not stored", job_id)
         return _fail(job_id, worker, exc)
+
+
+def _checkpoint(session: Any, job_id: str) -> tuple[int, bytes] | None:
+    """The job's checkpoint; a corrupted one is dropped (the run starts over) rather than failing."""
+    try:
+        return runs.load_checkpoint(session, job_id=job_id)
+    except ValueError:
+        log.warning("job %s: its checkpoint is corrupted; starting from outer step 0", job_id, exc_info=True)
+        return None
 
 
 def _succeed(job_id: str, worker: str, reporter: Reporter, result: Any) -> str:
@@ -210,6 +232,10 @@ def _succeed(job_id: str, worker: str, reporter: Reporter, result: Any) -> str:
                 shapes=shapes,
             )
         if not runs.finish_job(session, job_id=job_id, worker=worker, summary=result.summary):
+            if runs.is_cancel_requested(session, job_id=job_id):  # asked for after the last poll
+                runs.mark_cancelled(session, job_id=job_id, worker=worker)
+                log.info("job %s: cancelled as it finished; its result is discarded", job_id)
+                return "cancelled"
             log.warning("job %s: finished, but it is no longer %s's; result kept", job_id, worker)
             return "lost"
     log.info("job %s: succeeded (feedback sha256 %s)", job_id, digest)

@@ -24,6 +24,7 @@ from celery import Celery
 from store import runs
 from store.config import Settings, get_settings
 from store.db import session_scope
+from store.jobs import mark_enqueued
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,11 @@ def sweep_once(
             max_attempts=settings.max_attempts,
             lost_after=lost_after,
         )
-    for job_id in ids:
-        enqueue(str(job_id), via=via)
+        # Marked one by one once sent: if the broker fails midway, the rest stay due and the
+        # next pass sends them (a re-queued job counts as never sent).
+        for job_id in ids:
+            enqueue(str(job_id), via=via)
+            mark_enqueued(session, job_ids=[job_id])
     if ids:
         log.info("sweep: re-enqueued %d job(s): %s", len(ids), ", ".join(map(str, ids)))
     return ids

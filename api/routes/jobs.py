@@ -38,8 +38,9 @@ def _too_large(limit: int) -> Problem:
     )
 
 
-async def read_spec(request: Request, settings: SettingsDep) -> Submitted:
-    """The request body as a validated spec, read no further than max_spec_bytes."""
+async def read_spec(request: Request, settings: SettingsDep, _owner: OwnerDep) -> Submitted:
+    """The request body as a validated spec, read no further than max_spec_bytes. The caller is
+    authenticated first (OwnerDep): a stranger learns nothing from the body's validation."""
     limit = settings.max_spec_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:

@@ -81,15 +81,17 @@ def get_feedback(job: JobDep, session: SessionDep, format: downloads.Format = "n
 
 @router.get("/report", response_model=ReportOut, responses={404: PROBLEM})
 def get_report(job: JobDep, session: SessionDep) -> ReportOut:
-    rows = _rows(session, job)
+    count, last = jobs.metrics_summary(session, job_id=job.id)
+    last_row = None if last is None else {"outer_step": last.outer_step, **last.values}
     return ReportOut(
         id=job.id,
         name=job.name,
         status=job.status,  # type: ignore[arg-type]
         summary=job.summary,
-        metrics=len(rows),
-        last_metrics=rows[-1] if rows else None,
-        plots=plots.available(rows, job.summary),
+        metrics=count,
+        last_metrics=last_row,
+        # Which metric plots exist depends only on the series' names, which the last row has.
+        plots=plots.available([last_row] if last_row else [], job.summary),
     )
 
 

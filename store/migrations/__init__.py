@@ -1,0 +1,1 @@
+"""Alembic migrations of the optfb schema (run with `python -m store.db`)."""

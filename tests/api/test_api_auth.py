@@ -27,6 +27,9 @@ def test_requests_need_a_valid_bearer_token(prod: TestClient, tiny: dict[str, An
         body = problem(prod.post("/v1/jobs", json=tiny, headers=headers), 401)
         assert "Bearer" in prod.get("/v1/jobs", headers=headers).headers["www-authenticate"]
         assert body["type"].endswith("unauthorized")
+    # Authentication comes before the body is read: no validation details for a stranger.
+    problem(prod.post("/v1/jobs", json={"inner": {"lr": -1}}), 401)
+    problem(prod.post("/v1/jobs", content=b"x" * 200_000, headers={"Content-Type": "application/json"}), 401)
     # Liveness and the spec's schema need no token.
     assert prod.get("/healthz").status_code == 200
     assert prod.get("/v1/spec/schema").status_code == 200

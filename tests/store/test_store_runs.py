@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from store import runs
-from store.jobs import get_job, request_cancel
+from store.jobs import get_job, mark_enqueued, request_cancel
 from store.models import Checkpoint, Job, Metric, utcnow
 
 NewJob = Callable[..., uuid.UUID]
@@ -87,8 +87,12 @@ def test_metrics_are_idempotent_per_outer_step(session: Session, new_job: NewJob
 def test_checkpoint_round_trip_and_dropped_on_success(session: Session, new_job: NewJob) -> None:
     job_id = new_job()
     assert runs.load_checkpoint(session, job_id=job_id) is None
-    runs.save_checkpoint(session, job_id=job_id, outer_step=10, data=b"first")
-    runs.save_checkpoint(session, job_id=job_id, outer_step=20, data=b"\x00second\xff")
+    assert not runs.save_checkpoint(session, job_id=job_id, worker="w1", outer_step=5, data=b"unclaimed")
+    assert runs.claim_job(session, job_id=job_id, worker="w1")
+    assert runs.save_checkpoint(session, job_id=job_id, worker="w1", outer_step=10, data=b"first")
+    assert runs.save_checkpoint(session, job_id=job_id, worker="w1", outer_step=20, data=b"\x00second\xff")
+    # a worker that lost the job writes nothing
+    assert not runs.save_checkpoint(session, job_id=job_id, worker="w0", outer_step=30, data=b"stale")
     assert runs.load_checkpoint(session, job_id=job_id) == (20, b"\x00second\xff")
     assert session.scalar(select(func.count()).select_from(Checkpoint)) == 1
     runs.claim_job(session, job_id=job_id, worker="w1")
@@ -175,7 +179,8 @@ def test_requeue_stale_returns_queued_jobs_whose_message_may_be_lost(
     session.commit()
     minute = timedelta(minutes=1)
     assert runs.requeue_stale(session, stale_after=minute, max_attempts=3) == [lost]
-    # Marked as enqueued now: the next sweep does not send it again straight away.
+    # Once the caller has sent it and marked it, the next sweep does not send it again straight away.
+    mark_enqueued(session, job_ids=[lost])
     assert runs.requeue_stale(session, stale_after=minute, max_attempts=3) == []
     assert _job(session, recent).status == "queued"
 
@@ -202,3 +207,27 @@ def test_a_released_job_does_not_count_as_an_attempt(session: Session, new_job: 
     job = _job(session, job_id)
     assert (job.status, job.worker, job.attempts) == ("queued", None, 0)
     assert not runs.release_job(session, job_id=job_id, worker="w1")  # only a running job
+
+
+def test_ended_jobs_drop_their_checkpoint_and_a_cancel_beats_a_late_finish(
+    session: Session, new_job: NewJob
+) -> None:
+    failed, cancelled = new_job(), new_job()
+    for job_id in (failed, cancelled):
+        assert runs.claim_job(session, job_id=job_id, worker="w1")
+        assert runs.save_checkpoint(session, job_id=job_id, worker="w1", outer_step=10, data=b"state")
+    assert runs.fail_job(session, job_id=failed, worker="w1", error="boom")
+    request_cancel(session, job_id=cancelled)
+    assert not runs.finish_job(session, job_id=cancelled, worker="w1", summary={})
+    assert runs.mark_cancelled(session, job_id=cancelled, worker="w1")
+    assert session.scalar(select(func.count()).select_from(Checkpoint)) == 0
+    assert _job(session, cancelled).status == "cancelled"
+
+
+def test_a_resumed_job_keeps_its_first_start_time(session: Session, new_job: NewJob) -> None:
+    job_id = new_job()
+    assert runs.claim_job(session, job_id=job_id, worker="w1")
+    first = _job(session, job_id).started_at
+    assert runs.release_job(session, job_id=job_id, worker="w1")
+    assert runs.claim_job(session, job_id=job_id, worker="w2")
+    assert _job(session, job_id).started_at == first
