@@ -266,7 +266,7 @@ def _quantile(values: list[float], q: float) -> float:
 def measure(quick: bool) -> dict[str, Any]:
     import httpx
 
-    from optfb.presets import PRESETS
+    from optfb.spec.presets import PRESETS
     from store.db import migrate
 
     jobs = 3 if quick else 10

@@ -21,8 +21,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from optfb import client_cli
-from optfb.presets import PRESETS
 from optfb.spec import ExperimentSpec, format_validation_error
+from optfb.spec.presets import PRESETS
 
 
 class UsageError(Exception):

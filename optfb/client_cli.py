@@ -163,7 +163,7 @@ def load_spec(source: str) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise ClientError(f"{source} must hold one mapping (a JSON object), not {type(data).__name__}")
         return data
-    from optfb.presets import PRESETS
+    from optfb.spec.presets import PRESETS
 
     if source in PRESETS:
         return json.loads(json.dumps(PRESETS[source]))  # a deep copy

@@ -15,7 +15,7 @@ import yaml
 from safetensors.numpy import load_file
 
 from optfb import client_cli
-from optfb.presets import PRESETS
+from optfb.spec.presets import PRESETS
 from tests.e2e.server import ROOT, Server, server
 
 __all__ = ["server"]  # the module-scoped fixture

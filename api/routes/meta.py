@@ -10,8 +10,8 @@ from sqlalchemy import inspect, text
 from api.deps import QueueDep, SessionDep
 from api.problems import PROBLEM, Problem
 from api.schemas import Health, Ready
-from optfb.presets import PRESETS
 from optfb.spec import ExperimentSpec
+from optfb.spec.presets import PRESETS
 
 router = APIRouter(tags=["meta"])
 

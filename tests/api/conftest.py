@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from api.app import create_app
-from optfb.presets import PRESETS
+from optfb.spec.presets import PRESETS
 from store.db import make_engine, make_sessionmaker
 from tests.api.helpers import MakeClient, settings_for
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from optfb.presets import PRESETS
 from optfb.spec import ExperimentSpec
+from optfb.spec.presets import PRESETS
 from tests.api.helpers import MakeClient, problem
 
 REPO = Path(__file__).resolve().parents[2]

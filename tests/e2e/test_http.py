@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load
 
-from optfb.presets import PRESETS
+from optfb.spec.presets import PRESETS
 from tests.e2e.server import Server, server
 
 __all__ = ["server"]  # the module-scoped fixture

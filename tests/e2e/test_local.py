@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from optfb.presets import PRESETS
+from optfb.spec.presets import PRESETS
 from tests.e2e.server import running
 from tests.worker.helpers import long_spec, wait_for
 

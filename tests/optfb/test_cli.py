@@ -8,7 +8,7 @@ import numpy as np
 from safetensors.numpy import load_file
 
 from optfb.cli import main
-from optfb.presets import PRESETS
+from optfb.spec.presets import PRESETS
 
 
 def test_run_writes_the_four_files_then_eval_reads_them(tmp_path, capsys):

@@ -9,8 +9,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from optfb.presets import PRESETS, preset
 from optfb.spec import ExperimentSpec, format_validation_error
+from optfb.spec.presets import PRESETS, preset
 
 
 def _error(obj) -> str:
@@ -62,7 +62,8 @@ def test_json_schema_export_names_the_fields():
 
 def test_importing_the_spec_does_not_import_torch():
     code = (
-        "import sys, optfb, optfb.spec, optfb.presets; optfb.ExperimentSpec(); print('torch' in sys.modules)"
+        "import sys, optfb, optfb.spec, optfb.spec.presets; optfb.ExperimentSpec(); "
+        "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

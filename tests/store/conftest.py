@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy.orm import Session
 
-from optfb.presets import preset
+from optfb.spec.presets import preset
 from store.db import make_engine, make_sessionmaker
 from store.jobs import create_job
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from optfb.presets import preset
+from optfb.spec.presets import preset
 from store import runs
 from store.jobs import (
     CursorError,

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from celery import Celery
 
-from optfb.presets import PRESETS
 from optfb.spec import ExperimentSpec
+from optfb.spec.presets import PRESETS
 from store.config import Settings
 from store.db import session_scope
 from store.jobs import create_job, get_job
