@@ -11,6 +11,7 @@ from torch import Tensor
 import optfb
 from bench import baseline
 from bench.configs import Config, Problem
+from optfb.unrolled import meta_gradient
 
 Step = Callable[[], tuple[Tensor, tuple[Tensor, ...]]]
 
@@ -31,7 +32,7 @@ def optfb_step(cfg: Config, problem: Problem, checkpoint: Any = None) -> Step:
             checkpoint=checkpoint,
         )
         meta = meta.sum()
-        return meta.detach(), torch.autograd.grad(meta, problem.feedback)
+        return meta.detach(), meta_gradient(meta, problem.feedback)
 
     return step
 

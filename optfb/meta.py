@@ -26,7 +26,7 @@ from optfb.seeding import generator
 from optfb.spec import ExperimentSpec
 from optfb.summary import member_summary, summarise
 from optfb.tasks import Task, training_draws
-from optfb.unrolled import pairs, unroll
+from optfb.unrolled import meta_gradient, pairs, unroll
 
 CHECKPOINT_VERSION = 1
 
@@ -130,7 +130,7 @@ def run_experiment(
         assert feedback is not None and optimizer is not None
         began = time.perf_counter()
         objective, costs = meta_step(spec, task, feedback, j)
-        grads = torch.autograd.grad(objective.sum(), feedback)
+        grads = meta_gradient(objective.sum(), feedback)
         _require_finite(objective, grads, j + 1)
         norms = _member_norms(list(grads))
         if spec.outer.clip_norm is not None:

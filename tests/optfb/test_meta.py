@@ -183,3 +183,11 @@ def test_should_stop_also_stops_the_evaluation(tiny_spec):
     spec = tiny_spec.model_copy(update={"feedback": tiny_spec.feedback.model_copy(update={"mode": "random"})})
     with pytest.raises(optfb.Stopped):
         optfb.run_experiment(spec, should_stop=lambda: True)
+
+
+def test_checkpointed_meta_training_learns_the_same_feedback(tiny_spec):
+    def run(checkpoint):
+        outer = tiny_spec.outer.model_copy(update={"checkpoint": checkpoint})
+        return optfb.run_experiment(tiny_spec.model_copy(update={"outer": outer}))
+
+    torch.testing.assert_close(run(2).feedback["B2"], run("none").feedback["B2"], rtol=1e-10, atol=1e-12)
