@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optfb.network import Params, error_signals, feedback_gradients
+from optfb.network import Params, error_signals, weight_updates
 
 
 def angle(a: Tensor, b: Tensor, dims: int = 2) -> Tensor:
@@ -35,10 +35,9 @@ def probe(
 ) -> dict[str, list[float]]:
     """Angles at one point of training, averaged over the leading (seed) axis."""
     lead = x.dim() - 2
-    _, errors_fb, _ = error_signals(params, feedback, x, y, activation, loss)
+    _, errors_fb, inputs = error_signals(params, feedback, x, y, activation, loss)
     _, errors_bp, _ = error_signals(params, None, x, y, activation, loss)
-    _, pseudo = feedback_gradients(params, feedback, x, y, activation, loss)
-    _, true = feedback_gradients(params, None, x, y, activation, loss)
+    pseudo, true = weight_updates(errors_fb, inputs), weight_updates(errors_bp, inputs)
     return {
         "bw_angle": [
             angle(b, w.transpose(-1, -2)).mean().item()

@@ -109,8 +109,12 @@ def pseudo_gradients(
     if feedback is not None and len(feedback) != len(params) - 1:
         raise ValueError(f"need {len(params) - 1} feedback matrices B_2..B_L, got {len(feedback)}")
     residual, errors, inputs = error_signals(params, feedback, x, y, activation, loss)
-    grads = [(e.transpose(-1, -2) @ h, e.sum(-2)) for e, h in zip(errors, inputs, strict=True)]
-    return residual, grads
+    return residual, weight_updates(errors, inputs)
+
+
+def weight_updates(errors: Sequence[Tensor], inputs: Sequence[Tensor]) -> Grads:
+    """[(dW_l, db_l)] = [(E_l^T H_{l-1}, sum_i E_l,i)] from the error signals and layer inputs."""
+    return [(e.transpose(-1, -2) @ h, e.sum(-2)) for e, h in zip(errors, inputs, strict=True)]
 
 
 def feedback_gradients(

@@ -109,14 +109,17 @@ class Job(Base):
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON())
 
 
+def _job_key() -> Mapped[uuid.UUID]:
+    """The owning job's id, part of the row's key; the row goes when the job does."""
+    return mapped_column(Uuid(), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+
+
 class Metric(Base):
     """One row per outer step; the key (job, outer_step) makes a replayed report a no-op."""
 
     __tablename__ = "metrics"
 
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid(), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[uuid.UUID] = _job_key()
     outer_step: Mapped[int] = mapped_column(Integer(), primary_key=True, autoincrement=False)
     values: Mapped[dict[str, Any]] = mapped_column(JSON())
     created_at: Mapped[datetime] = _created()
@@ -127,9 +130,7 @@ class Artifact(Base):
 
     __tablename__ = "artifacts"
 
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid(), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[uuid.UUID] = _job_key()
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     format: Mapped[str] = mapped_column(String(32))
     data: Mapped[bytes] = mapped_column(LargeBinary())
@@ -145,9 +146,7 @@ class Checkpoint(Base):
 
     __tablename__ = "checkpoints"
 
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid(), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[uuid.UUID] = _job_key()
     outer_step: Mapped[int] = mapped_column(Integer())
     data: Mapped[bytes] = mapped_column(LargeBinary())
     sha256: Mapped[str] = mapped_column(String(64))

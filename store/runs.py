@@ -57,6 +57,21 @@ def _rowcount(result: Any) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
 
+def _owned(job_id: uuid.UUID | str, worker: str) -> tuple[ColumnElement[bool], ...]:
+    """The guard of every write a worker makes: the job still runs, and under this worker."""
+    return (Job.id == as_uuid(job_id), Job.status == "running", Job.worker == worker)
+
+
+def _end(
+    session: Session, job_id: uuid.UUID | str, worker: str, *guard: ColumnElement[bool], **values: Any
+) -> bool:
+    """running -> a final status for this worker's job; an ended job needs no checkpoint."""
+    done = _transition(session, *_owned(job_id, worker), *guard, finished_at=utcnow(), **values)
+    if done:
+        _drop_checkpoint(session, as_uuid(job_id))
+    return done
+
+
 def claim_job(session: Session, *, job_id: uuid.UUID | str, worker: str) -> bool:
     """queued -> running for this worker; False if someone else has it or it is not queued."""
     now = utcnow()
@@ -86,9 +101,7 @@ def heartbeat(
     values: dict[str, Any] = {"heartbeat_at": utcnow(), "outer_step": outer_step}
     if outer_steps is not None:
         values["outer_steps"] = outer_steps
-    return _transition(
-        session, Job.id == as_uuid(job_id), Job.status == "running", Job.worker == worker, **values
-    )
+    return _transition(session, *_owned(job_id, worker), **values)
 
 
 def is_cancel_requested(session: Session, *, job_id: uuid.UUID | str) -> bool:
@@ -135,11 +148,7 @@ def save_checkpoint(
     runs under this worker (False otherwise: a worker that lost its job must not overwrite the
     checkpoint of the one that has it now). The job row is locked for the write where the
     database can (PostgreSQL), so a concurrent re-queue waits for it."""
-    owned = session.execute(
-        select(Job.id)
-        .where(Job.id == as_uuid(job_id), Job.status == "running", Job.worker == worker)
-        .with_for_update()
-    ).first()
+    owned = session.execute(select(Job.id).where(*_owned(job_id, worker)).with_for_update()).first()
     if owned is None:
         session.rollback()
         return False
@@ -205,21 +214,15 @@ def save_artifact(
 def finish_job(session: Session, *, job_id: uuid.UUID | str, worker: str, summary: dict[str, Any]) -> bool:
     """running -> succeeded with the summary, unless a cancel was asked for meanwhile (False: the
     caller marks it cancelled); the checkpoint is no longer needed and is dropped."""
-    key = as_uuid(job_id)
-    done = _transition(
+    return _end(
         session,
-        Job.id == key,
-        Job.status == "running",
-        Job.worker == worker,
+        job_id,
+        worker,
         Job.cancel_requested.is_(False),
         status="succeeded",
         summary=jsonable(summary),
-        finished_at=utcnow(),
         outer_step=Job.outer_steps,
     )
-    if done:
-        _drop_checkpoint(session, key)
-    return done
 
 
 def _drop_checkpoint(session: Session, job_id: uuid.UUID) -> None:
@@ -235,33 +238,12 @@ def one_line(error: str) -> str:
 
 def fail_job(session: Session, *, job_id: uuid.UUID | str, worker: str, error: str) -> bool:
     """running -> failed with a one-line reason a person can act on."""
-    done = _transition(
-        session,
-        Job.id == as_uuid(job_id),
-        Job.status == "running",
-        Job.worker == worker,
-        status="failed",
-        error=one_line(error),
-        finished_at=utcnow(),
-    )
-    if done:
-        _drop_checkpoint(session, as_uuid(job_id))
-    return done
+    return _end(session, job_id, worker, status="failed", error=one_line(error))
 
 
 def mark_cancelled(session: Session, *, job_id: uuid.UUID | str, worker: str) -> bool:
     """running -> cancelled, once the worker has stopped at a cancel request."""
-    done = _transition(
-        session,
-        Job.id == as_uuid(job_id),
-        Job.status == "running",
-        Job.worker == worker,
-        status="cancelled",
-        finished_at=utcnow(),
-    )
-    if done:
-        _drop_checkpoint(session, as_uuid(job_id))
-    return done
+    return _end(session, job_id, worker, status="cancelled")
 
 
 def release_job(session: Session, *, job_id: uuid.UUID | str, worker: str) -> bool:
@@ -269,9 +251,7 @@ def release_job(session: Session, *, job_id: uuid.UUID | str, worker: str) -> bo
     is not a failed attempt, so it does not count towards max_attempts."""
     return _transition(
         session,
-        Job.id == as_uuid(job_id),
-        Job.status == "running",
-        Job.worker == worker,
+        *_owned(job_id, worker),
         status="queued",
         worker=None,
         heartbeat_at=None,
